@@ -1,0 +1,176 @@
+package certstore
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgecert/edgecert/certstore/certstoretest"
+)
+
+// logRecorder is a slog.Handler that keeps every record for assertions.
+type logRecorder struct {
+	mu      sync.Mutex // guards records
+	records []logRecord
+}
+
+type logRecord struct {
+	msg   string
+	attrs map[string]string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{msg: r.Message, attrs: map[string]string{}}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	l.mu.Lock()
+	l.records = append(l.records, rec)
+	l.mu.Unlock()
+	return nil
+}
+
+// find returns the records with message msg whose attributes include all of
+// want.
+func (l *logRecorder) find(msg string, want map[string]string) []logRecord {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []logRecord
+next:
+	for _, r := range l.records {
+		if r.msg != msg {
+			continue
+		}
+		for k, v := range want {
+			if r.attrs[k] != v {
+				continue next
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// openStore opens a store in a fresh temporary directory with a recording
+// logger; the store is closed when the test ends.
+func openStore(t testing.TB, opts Options) (*Store, *logRecorder, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "state")
+	rec := &logRecorder{}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(rec)
+	}
+	s, err := Open(t.Context(), dir, opts)
+	if err != nil {
+		t.Fatalf("Open(%q) = %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	})
+	return s, rec, dir
+}
+
+func mustPut(t testing.TB, s *Store, name string, chain, key []byte, meta Meta) *Entry {
+	t.Helper()
+	e, err := s.PutCert(t.Context(), name, chain, key, meta)
+	if err != nil {
+		t.Fatalf("PutCert(%q) = %v", name, err)
+	}
+	return e
+}
+
+// writeExternal commits a version of certificate name the way another
+// process following the documented protocol would (temporary directory,
+// fsync, rename to the next sequence number, symlink flip), without the
+// Store. It returns the version name.
+func writeExternal(t testing.TB, dir, name string, chain, key, meta []byte) string {
+	t.Helper()
+	nameDir := filepath.Join(dir, "certs", name)
+	if err := os.MkdirAll(nameDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(nameDir, ".ext-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, data := range map[string][]byte{"chain.pem": chain, "key.pem": key, "meta.json": meta} {
+		if err := os.WriteFile(filepath.Join(tmp, f), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	des, err := os.ReadDir(nameDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var max int
+	for _, de := range des {
+		if n, err := strconv.Atoi(de.Name()); err == nil && n > max {
+			max = n
+		}
+	}
+	version := formatVersion(uint64(max + 1))
+	if err := os.Rename(tmp, filepath.Join(nameDir, version)); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(nameDir, ".ext-link")
+	if err := os.Symlink(version, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(link, filepath.Join(nameDir, "current")); err != nil {
+		t.Fatal(err)
+	}
+	return version
+}
+
+func metaJSON(t testing.TB, m Meta) []byte {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// servedSerial returns the serial GetCertificate serves for serverName, or
+// "" with the error.
+func servedSerial(s *Store, serverName string) (string, error) {
+	c, err := s.GetCertificate(&tls.ClientHelloInfo{ServerName: serverName})
+	if err != nil {
+		return "", err
+	}
+	return c.Leaf.SerialNumber.Text(16), nil
+}
+
+// waitFor polls cond until it is true or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// issueWindow issues a certificate for names valid from an hour ago until
+// notAfter.
+func issueWindow(t testing.TB, ca *certstoretest.CA, notAfter time.Time, names ...string) (chain, key []byte) {
+	t.Helper()
+	return ca.Issue(t, names, time.Now().Add(-time.Hour), notAfter)
+}
+
+func newLogger(rec *logRecorder) *slog.Logger { return slog.New(rec) }

@@ -1,0 +1,284 @@
+package certstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/acme/autocert"
+)
+
+var _ autocert.Cache = (*Store)(nil)
+
+// ErrClosed is returned by methods that write when the store is closed.
+var ErrClosed = errors.New("certstore: store closed")
+
+// Defaults for Options.
+const (
+	DefaultKeep     = 3
+	DefaultDebounce = 100 * time.Millisecond
+)
+
+// Options configures a Store. The zero value is usable.
+type Options struct {
+	// Logger receives the events listed in the package documentation.
+	// nil discards them.
+	Logger *slog.Logger
+	// Keep is how many versions of each certificate are kept on disk,
+	// including the current one. Pruning (after PutCert, and in Open) never
+	// removes the version "current" points to or the one being served.
+	// Zero or less means DefaultKeep (3).
+	Keep int
+	// Now returns the time used for validation. nil means time.Now.
+	Now func() time.Time
+	// Default is the certificate name served when the client sends no
+	// server name or one that no entry covers. "" means such handshakes
+	// fail (GetCertificate returns an error, crypto/tls sends an alert).
+	Default string
+	// Debounce is how long Watch waits after the first file system event
+	// before reloading, so a burst of events causes one reload. Zero or less
+	// means DefaultDebounce (100ms).
+	Debounce time.Duration
+}
+
+// Store is a certificate store rooted at one directory. All methods are safe
+// for concurrent use. GetCertificate, Current and Entries read an immutable
+// index published atomically and never block on writers or reloads.
+//
+// One Store should own a directory at a time; other processes may add
+// versions following the protocol in the package documentation.
+type Store struct {
+	dir, certsDir, dataDir string
+	log                    *slog.Logger
+	keep                   int
+	now                    func() time.Time
+	def                    string
+	debounce               time.Duration
+	pollEvery              time.Duration // Watch's rescan period without fsnotify
+	rescanEvery            time.Duration // Watch's safety-net rescan period with fsnotify
+
+	idx atomic.Pointer[index] // what is served; replaced whole by reloads
+
+	// opMu serializes disk writes (PutCert, Put, Delete), reloads and
+	// AddFilePair, so that a scan never publishes an index older than a
+	// write that finished before it. It is held across disk I/O on purpose;
+	// it is never taken on the handshake path (GetCertificate, Current,
+	// Entries), which only reads idx.
+	opMu sync.Mutex
+	// pairs holds the operator file pairs by certificate name; guarded by opMu.
+	pairs map[string]filePair
+	// rejected maps "<name>/<version>" (or a file pair key) to the content
+	// sum last logged as cert.rejected, so a bad version is logged once,
+	// not on every rescan; guarded by opMu.
+	rejected map[string][32]byte
+
+	subMu sync.Mutex                  // guards subs
+	subs  map[*chan struct{}]struct{} // Subscribe channels (buffer 1)
+
+	kick      chan struct{} // wakes Watch to refresh its watch list (buffer 1)
+	closed    chan struct{} // closed by Close
+	closeOnce sync.Once
+}
+
+// Open opens the store in dir, creating dir, dir/certs and dir/data with mode
+// 0700 if needed. It removes temporary files and directories left by a crash
+// (logged store.cleaned), loads every certificate (falling back to the
+// newest valid older version where "current" is bad), and prunes old
+// versions. A certificate that fails validation is logged and skipped, not an
+// error; Open fails only if the directories cannot be created or read.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	s := &Store{
+		dir:         dir,
+		certsDir:    filepath.Join(dir, certsDirName),
+		dataDir:     filepath.Join(dir, dataDirName),
+		log:         opts.Logger,
+		keep:        opts.Keep,
+		now:         opts.Now,
+		def:         opts.Default,
+		debounce:    opts.Debounce,
+		pollEvery:   5 * time.Second,
+		rescanEvery: time.Minute,
+		pairs:       make(map[string]filePair),
+		rejected:    make(map[string][32]byte),
+		subs:        make(map[*chan struct{}]struct{}),
+		kick:        make(chan struct{}, 1),
+		closed:      make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.keep <= 0 {
+		s.keep = DefaultKeep
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.debounce <= 0 {
+		s.debounce = DefaultDebounce
+	}
+	s.idx.Store(emptyIndex)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("certstore: open: %w", err)
+	}
+	for _, d := range []string{dir, s.certsDir, s.dataDir} {
+		if err := os.MkdirAll(d, dirPerm); err != nil {
+			return nil, fmt.Errorf("certstore: open: %w", err)
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("certstore: open: %w", err)
+	}
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if err := s.cleanLocked(); err != nil {
+		return nil, err
+	}
+	if err := s.reloadLocked(ctx, nil); err != nil {
+		return nil, err
+	}
+	for _, name := range s.storeNames() {
+		s.pruneLocked(name)
+	}
+	return s, nil
+}
+
+// cleanLocked removes temporary entries under certs/, each certs/<name>/ and
+// data/, and certificate directories that hold nothing.
+func (s *Store) cleanLocked() error {
+	dirs := []string{s.certsDir, s.dataDir}
+	for _, name := range s.storeNames() {
+		dirs = append(dirs, filepath.Join(s.certsDir, name))
+	}
+	var errs []error
+	for _, d := range dirs {
+		removed, err := cleanTemp(d)
+		for _, r := range removed {
+			s.log.Info("store.cleaned", slog.String("path", filepath.Join(d, r)))
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, name := range s.storeNames() {
+		nameDir := filepath.Join(s.certsDir, name)
+		des, err := os.ReadDir(nameDir)
+		if err != nil || len(des) > 0 {
+			continue
+		}
+		// A crash between creating the directory and committing the
+		// first version leaves it empty.
+		if err := os.Remove(nameDir); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.log.Info("store.cleaned", slog.String("path", nameDir))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("certstore: open: clean temporary files: %w", err)
+	}
+	return nil
+}
+
+// storeNames lists the certificate directory names under certs/. Errors
+// yield an empty list; callers that need the error read the directory
+// themselves.
+func (s *Store) storeNames() []string {
+	des, err := os.ReadDir(s.certsDir)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, de := range des {
+		if de.IsDir() && checkName("certificate name", de.Name()) == nil {
+			names = append(names, de.Name())
+		}
+	}
+	return names
+}
+
+// Close stops Watch loops and makes later writes fail with ErrClosed. The
+// last index keeps being served by GetCertificate. Close is idempotent and
+// always returns nil.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Subscribe returns a channel that receives a value after each index swap
+// (notifications coalesce: one pending value at most) and a function that
+// cancels the subscription. The channel is never closed.
+func (s *Store) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.subMu.Lock()
+	s.subs[&ch] = struct{}{}
+	s.subMu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			s.subMu.Lock()
+			delete(s.subs, &ch)
+			s.subMu.Unlock()
+		})
+	}
+}
+
+func (s *Store) notify() {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for ch := range s.subs {
+		select {
+		case *ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pruneLocked removes old versions of certificate name so that at most
+// s.keep remain, never removing the version "current" points to or the one
+// being served. Failures are logged; pruning is retried on the next write.
+func (s *Store) pruneLocked(name string) {
+	nameDir := filepath.Join(s.certsDir, name)
+	vs, err := listVersions(nameDir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("store.prune_error", slog.String("name", name), slog.Any("error", err))
+		}
+		return
+	}
+	keep := make(map[string]bool)
+	if cur, err := readCurrent(nameDir); err == nil {
+		keep[cur] = true
+	}
+	if e, ok := s.Current(name); ok && e.Source == SourceStore {
+		keep[e.Version] = true
+	}
+	for i := len(vs) - 1; i >= 0 && len(keep) < s.keep; i-- {
+		keep[vs[i]] = true
+	}
+	for _, v := range vs {
+		if keep[v] {
+			continue
+		}
+		if err := removeDir(filepath.Join(nameDir, v)); err != nil {
+			s.log.Warn("store.prune_error", slog.String("name", name), slog.String("version", v), slog.Any("error", err))
+			continue
+		}
+		s.log.Info("cert.pruned", slog.String("name", name), slog.String("version", v))
+	}
+}
