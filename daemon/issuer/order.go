@@ -1,0 +1,302 @@
+package issuer
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/acme"
+
+	"github.com/edgecert/edgecert/certstore"
+)
+
+// Bounds for work that must finish even when the order's context ended.
+const (
+	cleanupTimeout = 2 * time.Minute
+	storeTimeout   = time.Minute
+)
+
+// errAccountGone marks an order that failed because the CA no longer knows
+// the stored account (e.g. a test CA restarted).
+var errAccountGone = errors.New("issuer: the CA does not know the account")
+
+// issue runs one order for cs and stores the result. cur is the
+// certificate being replaced (nil if none); reason is logged.
+func (m *Manager) issue(ctx context.Context, cs *certState, reason string, cur *certstore.Entry) (*certstore.Entry, error) {
+	s, err := m.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := m.issueWith(ctx, s, cs, reason, cur)
+	if errors.Is(err, errAccountGone) {
+		m.log.Warn("acme.account_gone", "name", cs.spec.Name, "error", err)
+		m.dropSession(ctx, s)
+		if s, err = m.session(ctx); err != nil {
+			return nil, err
+		}
+		e, err = m.issueWith(ctx, s, cs, reason, cur)
+	}
+	return e, err
+}
+
+func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reason string, cur *certstore.Entry) (*certstore.Entry, error) {
+	spec := cs.spec
+	var replaces string
+	if cur != nil && s.dir.RenewalInfo != "" && m.now().Before(cur.Cert.Leaf.NotAfter) {
+		if id, err := CertID(cur.Cert.Leaf); err == nil {
+			replaces = id
+		}
+	}
+	m.log.Info("cert.order_started", "name", spec.Name, "reason", reason,
+		"domains", spec.Domains, "profile", m.cfg.Profile, "replaces", replaces)
+
+	order, err := m.createOrder(ctx, s, spec, &replaces)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.authorize(ctx, s, spec.Name, order); err != nil {
+		return nil, err
+	}
+	order, err = s.client.WaitOrder(ctx, order.URI)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: wait for order: %w", err)
+	}
+	key, err := newCertKey(m.cfg.KeyType)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: spec.Domains}, key)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: csr: %w", err)
+	}
+	ders, _, err := s.client.CreateCertFromOrder(ctx, order, csr, true)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: finalize: %w", err)
+	}
+	leaf, err := checkIssued(ders, key, spec.Domains)
+	if err != nil {
+		return nil, err
+	}
+	m.log.Info("cert.issued", "name", spec.Name, "serial", serialHex(leaf),
+		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "profile", string(order.Profile))
+
+	var chainPEM []byte
+	for _, d := range ders {
+		chainPEM = append(chainPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: encode key: %w", err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	meta := certstore.Meta{
+		Names:      spec.Domains,
+		Profile:    m.cfg.Profile,
+		Issuer:     m.cfg.DirectoryURL,
+		Replaces:   replaces,
+		ObtainedAt: m.now().UTC(),
+		Source:     "acme",
+	}
+	// The certificate exists now; store it even if ctx ended meanwhile.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	e, err := m.cfg.Store.PutCert(sctx, spec.Name, chainPEM, keyPEM, meta)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: store: %w", err)
+	}
+	m.log.Info("cert.stored", "name", spec.Name, "serial", serialHex(leaf), "version", e.Version)
+	return e, nil
+}
+
+// createOrder sends newOrder, with "replaces" when *replaces is set; if the
+// CA refuses that order, it is retried without, and *replaces is cleared.
+func (m *Manager) createOrder(ctx context.Context, s *session, spec CertSpec, replaces *string) (*acme.Order, error) {
+	if *replaces != "" {
+		o, err := s.newOrderReplaces(ctx, m.hc, spec.Domains, m.cfg.Profile, *replaces)
+		var ae *acme.Error
+		switch {
+		case err == nil:
+			return o, nil
+		case isProblem(err, ":accountDoesNotExist"):
+			return nil, fmt.Errorf("%w: %w", errAccountGone, err)
+		case errors.As(err, &ae) && !isProblem(err, ":rateLimited"):
+			m.log.Warn("acme.replaces_refused", "name", spec.Name, "replaces", *replaces, "error", err)
+			*replaces = ""
+		default:
+			return nil, fmt.Errorf("issuer: new order: %w", err)
+		}
+	}
+	var opts []acme.OrderOption
+	if m.cfg.Profile != "" {
+		opts = append(opts, acme.WithOrderIssuanceProfile(acme.ProfileName(m.cfg.Profile)))
+	}
+	o, err := s.client.AuthorizeOrder(ctx, acme.DomainIDs(spec.Domains...), opts...)
+	if isProblem(err, ":accountDoesNotExist") {
+		return nil, fmt.Errorf("%w: %w", errAccountGone, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("issuer: new order: %w", err)
+	}
+	return o, nil
+}
+
+// challenge is one pending DNS-01 challenge of an order.
+type challenge struct {
+	authzURL string
+	chal     *acme.Challenge
+	domain   string // without "*."
+	value    string
+}
+
+// authorize completes the order's pending authorizations by DNS-01: it
+// presents every value, waits for all concurrently, accepts the challenges
+// and waits for the CA to validate them. Valid authorizations are skipped.
+// Every presented value is cleaned up before it returns, with a fresh
+// bounded context.
+func (m *Manager) authorize(ctx context.Context, s *session, name string, order *acme.Order) (err error) {
+	var todo []challenge
+	for _, u := range order.AuthzURLs {
+		z, err := s.client.GetAuthorization(ctx, u)
+		if err != nil {
+			return fmt.Errorf("issuer: get authorization: %w", err)
+		}
+		switch z.Status {
+		case acme.StatusValid:
+			continue
+		case acme.StatusPending:
+		default:
+			return fmt.Errorf("issuer: authorization for %s is %s", z.Identifier.Value, z.Status)
+		}
+		var ch *acme.Challenge
+		for _, c := range z.Challenges {
+			if c.Type == "dns-01" {
+				ch = c
+				break
+			}
+		}
+		if ch == nil {
+			return fmt.Errorf("issuer: the CA offers no dns-01 challenge for %s", z.Identifier.Value)
+		}
+		v, err := s.client.DNS01ChallengeRecord(ch.Token)
+		if err != nil {
+			return fmt.Errorf("issuer: dns-01 record: %w", err)
+		}
+		todo = append(todo, challenge{authzURL: u, chal: ch, domain: strings.TrimPrefix(z.Identifier.Value, "*."), value: v})
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+
+	var presented []challenge
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		for _, c := range presented {
+			if cerr := m.cfg.Solver.CleanUp(cctx, c.domain, c.value); cerr != nil {
+				m.log.Warn("dns.cleanup_failed", "name", name, "domain", c.domain, "error", cerr)
+			}
+		}
+	}()
+	// Present one at a time: apex and wildcard values share a record name.
+	for _, c := range todo {
+		presented = append(presented, c) // also a failed Present may have written
+		if err := m.cfg.Solver.Present(ctx, c.domain, c.value); err != nil {
+			return fmt.Errorf("issuer: dns-01 present %s: %w", c.domain, err)
+		}
+		m.log.Info("dns.challenge_present", "name", name, "domain", c.domain)
+	}
+	if err := forAll(todo, func(c challenge) error {
+		if err := m.cfg.Solver.Wait(ctx, c.domain, c.value); err != nil {
+			return fmt.Errorf("issuer: dns-01 wait %s: %w", c.domain, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, c := range todo {
+		if _, err := s.client.Accept(ctx, c.chal); err != nil {
+			return fmt.Errorf("issuer: accept challenge for %s: %w", c.domain, err)
+		}
+	}
+	return forAll(todo, func(c challenge) error {
+		if _, err := s.client.WaitAuthorization(ctx, c.authzURL); err != nil {
+			return fmt.Errorf("issuer: validation of %s: %w", c.domain, err)
+		}
+		m.log.Info("acme.challenge_validated", "name", name, "domain", c.domain)
+		return nil
+	})
+}
+
+// forAll runs f for every item concurrently and joins the errors.
+func forAll[T any](items []T, f func(T) error) error {
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Go(func() { errs[i] = f(it) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// checkIssued parses the issued chain and checks that the leaf carries key
+// and covers every domain.
+func checkIssued(ders [][]byte, key crypto.Signer, domains []string) (*x509.Certificate, error) {
+	if len(ders) == 0 {
+		return nil, errors.New("issuer: the CA returned no certificate")
+	}
+	leaf, err := x509.ParseCertificate(ders[0])
+	if err != nil {
+		return nil, fmt.Errorf("issuer: issued certificate: %w", err)
+	}
+	pub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(key.Public()) {
+		return nil, errors.New("issuer: issued certificate does not carry our key")
+	}
+	for _, d := range domains {
+		found := false
+		for _, n := range leaf.DNSNames {
+			if strings.EqualFold(n, d) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("issuer: issued certificate does not cover %s (SANs %q)", d, leaf.DNSNames)
+		}
+	}
+	return leaf, nil
+}
+
+// newCertKey generates a certificate key of a validated Config.KeyType.
+func newCertKey(kt string) (crypto.Signer, error) {
+	var k crypto.Signer
+	var err error
+	switch kt {
+	case KeyECDSAP384:
+		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case KeyRSA2048:
+		k, err = rsa.GenerateKey(rand.Reader, 2048)
+	case KeyRSA3072:
+		k, err = rsa.GenerateKey(rand.Reader, 3072)
+	case KeyRSA4096:
+		k, err = rsa.GenerateKey(rand.Reader, 4096)
+	default:
+		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("issuer: generate %s key: %w", kt, err)
+	}
+	return k, nil
+}
+
+func serialHex(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
