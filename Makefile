@@ -1,0 +1,42 @@
+# edgecert — see README.md. `make help` lists the targets.
+
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X github.com/edgecert/edgecert/daemon.Version=$(VERSION)
+BIN         := bin
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Packages whose tests need root and a booted container run under appliance-test.
+GOTEST      ?= go test
+
+.PHONY: default build test lint tidy-check bench demo appliance-test help clean
+
+default: lint test build
+
+build: ## static, trimmed, version-stamped binary at bin/edgecert
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/edgecert .
+
+test: ## all unit and integration tests, race detector on (the README's test command)
+	$(GOTEST) -race -count=1 -timeout 20m ./...
+
+lint: ## go vet, staticcheck, gofmt
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	go run $(STATICCHECK) ./...
+
+tidy-check: ## go.mod and go.sum are tidy
+	go mod tidy && git diff --exit-code go.mod go.sum
+
+bench: build ## edgecert vs nginx on loopback (installs nginx and wrk), plus Go benchmarks; see BENCHMARKS.md
+	scripts/bench/run.sh
+
+demo: build ## the whole flow locally, no AWS: local CA, Route 53 API, DNS, daemon on https://localhost:8443
+	go build -o $(BIN)/devrig ./internal/devrig/cmd/devrig
+	$(BIN)/devrig -demo -- $(BIN)/edgecert run
+
+appliance-test: ## boots the AMI's provisioning in systemd-nspawn and checks the service (root)
+	scripts/appliance/test.sh
+
+clean:
+	rm -rf $(BIN)
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'

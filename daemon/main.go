@@ -1,0 +1,85 @@
+// Package daemon is the edgecert program: it parses the configuration, opens
+// the certificate store, obtains and renews certificates by ACME DNS-01 on
+// Route 53, and serves the whoami routes over HTTPS with hot-reloaded
+// certificates. The module root's main.go only calls Main.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// Version is stamped at build time (-ldflags -X); builds without a stamp
+// report the module version recorded by the go command, else "dev".
+var Version = ""
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+const usage = `edgecert: certificates by ACME DNS-01 on Route 53, served with the whoami routes over HTTPS.
+
+Usage:
+  edgecert run [flags]          run the daemon (flags also read EDGECERT_<FLAG> variables)
+  edgecert iam-policy [flags]   print the least-privilege IAM policy for the configured certificates
+  edgecert version              print the version
+  edgecert help                 this text; "edgecert run -h" lists the flags
+`
+
+// Main runs the edgecert command line with args (without the program name)
+// and returns the process exit code: 0 on success, 1 on a runtime failure,
+// 2 on bad usage or configuration.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "edgecert", version())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "run", "iam-policy":
+	default:
+		fmt.Fprintf(stderr, "edgecert: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	cfg, err := parseConfig(args[1:], os.LookupEnv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "edgecert: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if args[0] == "iam-policy" {
+		if err := printIAMPolicy(ctx, cfg, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "edgecert: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	log := newLogger(cfg, stderr)
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("daemon.failed", "error", err)
+		return 1
+	}
+	return 0
+}

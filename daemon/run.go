@@ -1,0 +1,287 @@
+package daemon
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/edgecert/edgecert/certstore"
+	"github.com/edgecert/edgecert/daemon/issuer"
+	"github.com/edgecert/edgecert/routes"
+)
+
+// run is the daemon's life: open the store, start the admin listener, obtain
+// missing certificates (bounded), serve, notify READY, then loop on signals
+// and the watchdog until ctx ends, and drain within cfg.ShutdownTimeout.
+//
+// Start-up order matters: a stored valid certificate is served at once with
+// no CA contact; the admin listener answers /livez while the first order is
+// in flight; READY is sent once every certificate is obtained or the bound
+// has passed (the scheduler keeps retrying with backoff).
+func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	return runWith(ctx, cfg, log, hooks{})
+}
+
+// hooks let tests observe the daemon; every field may be nil.
+type hooks struct {
+	listening func(server, addr string) // a listener is bound
+	ready     func()                    // READY has been sent
+	reloaded  func()                    // a SIGHUP reload finished
+}
+
+func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error {
+	log.Info("daemon.starting", "version", version(), "state_dir", cfg.StateDir, "certificates", len(cfg.Domains))
+	n := notifier{log}
+	n.status("starting")
+
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("daemon: -state-dir: %w", err)
+	}
+	store, err := certstore.Open(ctx, cfg.StateDir, certstore.Options{Logger: log, Default: cfg.defaultCertName()})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer store.Close()
+	if cfg.CertFile != "" {
+		if err := store.AddFilePair(fileCertName, cfg.CertFile, cfg.KeyFile); err != nil {
+			return fmt.Errorf("daemon: -cert-file: %w", err)
+		}
+	}
+
+	var mgr *issuer.Manager
+	if len(cfg.Domains) > 0 {
+		if mgr, err = newIssuer(ctx, cfg, store, log); err != nil {
+			return err
+		}
+	}
+
+	h, err := routes.New(routes.Options{
+		Name:        cfg.Name,
+		AllowEnv:    cfg.AllowEnv,
+		HealthToken: cfg.HealthToken,
+		DataMax:     cfg.DataMax,
+		Logger:      log.With("component", "routes"),
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+
+	clientCAs, err := loadClientCAs(cfg)
+	if err != nil {
+		return err
+	}
+	var settings tlsSettings
+	settings.cfg.Store(newTLSConfig(store.GetCertificate, clientCAs))
+
+	// Bind every listener before doing anything slow, so a port clash fails
+	// the start at once.
+	httpsLn, err := net.Listen("tcp", cfg.HTTPSAddr)
+	if err != nil {
+		return fmt.Errorf("daemon: -https-addr: %w", err)
+	}
+	listeners := []net.Listener{httpsLn}
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	var httpLn, adminLn net.Listener
+	if cfg.HTTPAddr != "" {
+		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("daemon: -http-addr: %w", err)
+		}
+		listeners = append(listeners, httpLn)
+	}
+	if cfg.AdminAddr != "" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			return fmt.Errorf("daemon: -admin-addr: %w", err)
+		}
+		listeners = append(listeners, adminLn)
+	}
+
+	views := func() []certView { return certViews(store, mgr) }
+	ready := func() (bool, string) {
+		if len(store.Entries()) == 0 {
+			return false, "no valid certificate loaded yet"
+		}
+		return true, "ok"
+	}
+
+	// connCtx is cancelled when shutdown starts: long-lived requests (/echo,
+	// /?wait=) end with it.
+	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelConns()
+	var servers []*http.Server
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 4)
+	serve := func(name string, srv *http.Server, ln net.Listener, tlsOn bool) {
+		servers = append(servers, srv)
+		log.Info("server.listening", "server", name, "addr", ln.Addr().String())
+		if hk.listening != nil {
+			hk.listening(name, ln.Addr().String())
+		}
+		wg.Go(func() {
+			var err error
+			if tlsOn {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("daemon: %s server: %w", name, err)
+			}
+		})
+	}
+	if adminLn != nil {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(newCertCollector(views), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		serve("admin", &http.Server{Handler: adminHandler(views, ready, reg), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}, adminLn, false)
+	}
+
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	wg.Go(func() {
+		if err := store.Watch(bg); err != nil && bg.Err() == nil {
+			log.Error("store.watch_failed", "error", err)
+		}
+	})
+
+	// A stored valid certificate needs no CA contact; otherwise obtain it
+	// now, within the bound, while the admin listener already answers.
+	if mgr != nil {
+		n.status("obtaining certificates")
+		octx, cancel := context.WithTimeout(ctx, cfg.ObtainTimeout)
+		err := mgr.Obtain(octx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Error("cert.obtain_incomplete", "error", err, "bound", cfg.ObtainTimeout.String())
+		}
+		wg.Go(func() {
+			if err := mgr.Run(bg); err != nil && bg.Err() == nil {
+				log.Error("issuer.stopped", "error", err)
+			}
+		})
+	}
+
+	serve("https", newHTTPSServer(h, settings.config(), connCtx, log), httpsLn, true)
+	if httpLn != nil {
+		_, port, _ := net.SplitHostPort(httpsLn.Addr().String())
+		serve("http-redirect", newRedirectServer(port, log), httpLn, false)
+	}
+
+	// SIGHUP is caught before READY: systemd may send a reload right after.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	ok, why := ready()
+	n.ready(readyStatus(ok, why, store))
+	log.Info("daemon.ready", "certificates_served", len(store.Entries()), "ready", ok)
+	if hk.ready != nil {
+		hk.ready()
+	}
+
+	var tick <-chan time.Time
+	if d := watchdogInterval(); d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		tick = t.C
+		log.Info("systemd.watchdog", "interval", d.String())
+	}
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-serveErr:
+			runErr = err
+			break loop
+		case <-tick:
+			n.watchdog()
+		case <-hup:
+			n.reloading()
+			reload(ctx, cfg, store, &settings, log)
+			ok, why := ready()
+			n.ready(readyStatus(ok, why, store))
+			if hk.reloaded != nil {
+				hk.reloaded()
+			}
+		}
+	}
+
+	n.stopping()
+	log.Info("server.stopping", "drain_bound", cfg.ShutdownTimeout.String())
+	stopBG()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	var shutErr error
+	for _, srv := range servers {
+		srv.RegisterOnShutdown(cancelConns)
+	}
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			shutErr = errors.Join(shutErr, err)
+			srv.Close()
+		}
+	}
+	cancelConns()
+	wg.Wait()
+	if shutErr != nil {
+		log.Warn("server.drain_incomplete", "error", shutErr)
+	}
+	log.Info("server.stopped")
+	return runErr
+}
+
+func readyStatus(ok bool, why string, store *certstore.Store) string {
+	if !ok {
+		return "serving, waiting for a certificate: " + why
+	}
+	return fmt.Sprintf("serving %d certificate(s)", len(store.Entries()))
+}
+
+// reload re-reads what SIGHUP covers: the store and operator files, and the
+// client CA file. Flags and environment are fixed for the life of the
+// process (systemd reads EnvironmentFile only at start).
+func reload(ctx context.Context, cfg *Config, store *certstore.Store, settings *tlsSettings, log *slog.Logger) {
+	log.Info("config.reloading")
+	if err := store.Reload(ctx); err != nil {
+		log.Error("config.reload_failed", "what", "store", "error", err)
+	}
+	if cfg.ClientCAFile != "" {
+		pool, err := loadClientCAs(cfg)
+		if err != nil {
+			log.Error("config.reload_failed", "what", "client-ca-file", "error", err)
+		} else {
+			settings.cfg.Store(newTLSConfig(store.GetCertificate, pool))
+		}
+	}
+	log.Info("config.reloaded", "certificates_served", len(store.Entries()))
+}
+
+func loadClientCAs(cfg *Config) (*x509.CertPool, error) {
+	if cfg.ClientCAFile == "" {
+		return nil, nil
+	}
+	p, err := loadPool(cfg.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: -client-ca-file: %w", err)
+	}
+	return p, nil
+}

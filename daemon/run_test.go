@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgecert/edgecert/certstore/certstoretest"
+	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
+)
+
+// TestDaemonEndToEnd runs the real daemon against the offline rig: it
+// obtains apex + wildcard by DNS-01 through the Route 53 API, serves them
+// with the whoami routes, answers the admin endpoints, reloads on SIGHUP,
+// drains on shutdown, and after a restart serves the stored certificate
+// without contacting the CA.
+func TestDaemonEndToEnd(t *testing.T) {
+	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
+	dir := t.TempDir()
+	d := start(t, r.config(t, dir, "-name", "edge-test"))
+	roots := r.ca.IssuerRoots()
+
+	apex := leaf(t, d.addrs["https"], "example.test", roots)
+	wild := leaf(t, d.addrs["https"], "www.example.test", roots)
+	if apex.SerialNumber.Cmp(wild.SerialNumber) != 0 {
+		t.Errorf("apex and wildcard served different certificates: %x vs %x", apex.SerialNumber, wild.SerialNumber)
+	}
+	if got := strings.Join(apex.DNSNames, ","); !contains(got, "example.test", "*.example.test") {
+		t.Errorf("DNSNames = %s; want example.test and *.example.test", got)
+	}
+
+	c := httpsClient(d.addrs["https"], roots)
+	if code, body := get(t, "https://example.test/bench", c); code != 200 || body != "1" {
+		t.Errorf("/bench = %d %q; want 200 \"1\"", code, body)
+	}
+	if code, body := get(t, "https://www.example.test/", c); code != 200 || !contains(body, "Name: edge-test\n", "Hostname: ", "GET / HTTP/1.1\r\n", "Host: www.example.test\r\n") {
+		t.Errorf("/ = %d %q; want the whoami text", code, body)
+	}
+	if code, body := get(t, "https://example.test/data?size=10", c); code != 200 || body != "|ABCDEFGH|" {
+		t.Errorf("/data?size=10 = %d %q", code, body)
+	}
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 10 * time.Second}
+	resp, err := noFollow.Get("http://" + d.addrs["http-redirect"] + "/api?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPermanentRedirect || !strings.HasPrefix(resp.Header.Get("Location"), "https://127.0.0.1:") || !strings.HasSuffix(resp.Header.Get("Location"), "/api?x=1") {
+		t.Errorf("redirect = %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	admin := "http://" + d.addrs["admin"]
+	if code, _ := get(t, admin+"/readyz", http.DefaultClient); code != 200 {
+		t.Errorf("/readyz = %d; want 200 with a certificate served", code)
+	}
+	_, status := get(t, admin+"/status", http.DefaultClient)
+	var st struct {
+		Certificates []certView `json:"certificates"`
+	}
+	if err := json.Unmarshal([]byte(status), &st); err != nil || len(st.Certificates) != 1 {
+		t.Fatalf("/status = %s (%v); want one certificate", status, err)
+	}
+	cv := st.Certificates[0]
+	if cv.Name != "example.test" || cv.Serial != apex.SerialNumber.Text(16) || cv.NextRenewal.IsZero() || !cv.NextRenewal.Before(apex.NotAfter) || cv.Source == "" {
+		t.Errorf("/status certificate = %+v; want example.test, serial %x, a renewal before expiry", cv, apex.SerialNumber)
+	}
+	_, metrics := get(t, admin+"/metrics", http.DefaultClient)
+	if !contains(metrics, `edgecert_certificate_not_after_timestamp_seconds{name="example.test"}`, `edgecert_certificate_next_renewal_timestamp_seconds{name="example.test"}`) {
+		t.Errorf("/metrics lacks the certificate gauges:\n%.2000s", metrics)
+	}
+
+	key := filepath.Join(dir, "certs", "example.test", "current", "key.pem")
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file %s: %v, mode %v; want 0600", key, err, fi.Mode())
+	}
+	for _, n := range r.dns.Names() {
+		if strings.Contains(n, "_acme-challenge") {
+			t.Errorf("challenge record %s left behind", n)
+		}
+	}
+
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	select {
+	case <-d.reloaded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload within 10s of SIGHUP")
+	}
+	if got := leaf(t, d.addrs["https"], "example.test", roots); got.SerialNumber.Cmp(apex.SerialNumber) != 0 {
+		t.Errorf("after reload serving %x; want %x", got.SerialNumber, apex.SerialNumber)
+	}
+
+	if err := d.stop(t); err != nil {
+		t.Fatalf("run returned %v; want nil after a clean shutdown", err)
+	}
+	logs := d.logs.String()
+	for _, ev := range []string{"msg=daemon.starting", "msg=server.listening", "msg=cert.order_started", "msg=dns.propagated", "msg=cert.issued", "msg=cert.loaded", "msg=daemon.ready", "msg=config.reloaded", "msg=server.stopping", "msg=server.stopped"} {
+		if !strings.Contains(logs, ev) {
+			t.Errorf("log lacks %s", ev)
+		}
+	}
+
+	// Restart with the CA down: the stored certificate is served at once.
+	r.ca.SetDown(true)
+	before := r.ca.Requests()
+	d2 := start(t, r.config(t, dir))
+	if got := leaf(t, d2.addrs["https"], "www.example.test", roots); got.SerialNumber.Cmp(apex.SerialNumber) != 0 {
+		t.Errorf("after restart serving %x; want the stored %x", got.SerialNumber, apex.SerialNumber)
+	}
+	if n := r.ca.Requests() - before; n != 0 {
+		t.Errorf("restart made %d requests to the CA; want none", n)
+	}
+}
+
+// TestDaemonOperatorCertificate serves an operator-supplied pair with no
+// ACME at all; a client whose SNI matches nothing gets the default
+// certificate, and replacing the files on disk is served without a restart.
+func TestDaemonOperatorCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca := certstoretest.NewCA(t)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writePair := func(names ...string) {
+		chain, key := ca.Valid(t, names...)
+		// Key first, then chain, each by rename: the store must never
+		// serve the mismatched middle state.
+		for _, f := range []struct {
+			path string
+			data []byte
+		}{{keyFile, key}, {certFile, chain}} {
+			tmp := f.path + ".tmp"
+			if err := os.WriteFile(tmp, f.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, f.path); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	writePair("a.example.com")
+	cfg, err := parseConfig([]string{"-https-addr", "127.0.0.1:0", "-http-addr", "", "-admin-addr", "",
+		"-state-dir", filepath.Join(dir, "state"), "-cert-file", certFile, "-key-file", keyFile},
+		func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, cfg)
+	if got := leaf(t, d.addrs["https"], "a.example.com", ca.Pool); got.DNSNames[0] != "a.example.com" {
+		t.Errorf("served %v; want a.example.com", got.DNSNames)
+	}
+	conn, err := tls.Dial("tcp", d.addrs["https"], &tls.Config{ServerName: "unknown.example.org", InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("unknown SNI: %v; want the default certificate", err)
+	}
+	if got := conn.ConnectionState().PeerCertificates[0].DNSNames[0]; got != "a.example.com" {
+		t.Errorf("unknown SNI got %s; want the default a.example.com", got)
+	}
+	conn.Close()
+	if _, ok := d.addrs["http-redirect"]; ok {
+		t.Error("redirect listener bound although -http-addr is empty")
+	}
+
+	writePair("b.example.com")
+	waitFor(t, "the replaced operator pair to be served", 10*time.Second, func() bool {
+		c, err := tls.Dial("tcp", d.addrs["https"], &tls.Config{ServerName: "b.example.com", RootCAs: ca.Pool})
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
+// TestMainExitCodes checks the command line's contract: version, bad
+// configuration exits 2 naming the flag, unknown commands exit 2.
+func TestMainExitCodes(t *testing.T) {
+	var out, errb strings.Builder
+	if code := Main([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "edgecert ") {
+		t.Errorf("version: %d %q", code, out.String())
+	}
+	errb.Reset()
+	t.Setenv("EDGECERT_DOMAINS", "example.com")
+	if code := Main([]string{"run", "-key-type", "ed25519"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "-key-type") || strings.Count(errb.String(), "\n") != 1 {
+		t.Errorf("bad flag: exit %d, stderr %q; want 2 and one line naming -key-type", code, errb.String())
+	}
+	errb.Reset()
+	if code := Main([]string{"frobnicate"}, &out, &errb); code != 2 {
+		t.Errorf("unknown command: exit %d; want 2", code)
+	}
+}

@@ -1,0 +1,106 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Server timeouts. There is deliberately no ReadTimeout or WriteTimeout:
+// /echo websockets, large /data bodies and /?wait= are long-lived, and the
+// routes bound those themselves (idle deadlines, wait cap, data cap).
+const (
+	readHeaderTimeout = 10 * time.Second  // slowloris bound on the request head
+	idleTimeout       = 120 * time.Second // keep-alive connections between requests
+	maxHeaderBytes    = 64 << 10          // net/http's default is 1 MiB
+)
+
+// tlsSettings holds the parts of the TLS configuration that SIGHUP can
+// change (the client CA pool), behind an atomic pointer so handshakes never
+// take a lock.
+type tlsSettings struct {
+	cfg atomic.Pointer[tls.Config]
+}
+
+// newTLSConfig returns the listener's TLS configuration: TLS 1.2+, HTTP/2,
+// certificates chosen by SNI from getCert, session resumption on (Go's
+// default rotating ticket keys). Without a client CA pool, client
+// certificates are requested but not verified, as whoami does, so / can print
+// them; with one they are required and verified.
+func newTLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), clientCAs *x509.CertPool) *tls.Config {
+	c := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		NextProtos:     []string{"h2", "http/1.1"},
+		GetCertificate: getCert,
+		ClientAuth:     tls.RequestClientCert,
+	}
+	if clientCAs != nil {
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+		c.ClientCAs = clientCAs
+	}
+	return c
+}
+
+// config returns a base configuration whose GetConfigForClient serves the
+// current settings, so a reload applies to the next handshake.
+func (s *tlsSettings) config() *tls.Config {
+	base := s.cfg.Load().Clone()
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.cfg.Load(), nil }
+	return base
+}
+
+// newHTTPSServer returns the public server for h. Connections' contexts
+// derive from base, which the caller cancels when shutdown starts so that
+// hijacked websockets end too.
+func newHTTPSServer(h http.Handler, tlsCfg *tls.Config, base context.Context, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(log.With("event", "http.error").Handler(), slog.LevelDebug),
+	}
+}
+
+// redirectHandler sends every plain-HTTP request to the same host and path
+// over HTTPS on httpsPort ("443" is left out of the URL).
+func redirectHandler(httpsPort string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if host == "" || strings.ContainsAny(host, "/\\@") {
+			http.Error(w, "missing or invalid Host header", http.StatusBadRequest)
+			return
+		}
+		if strings.Contains(host, ":") { // IPv6 literal
+			host = "[" + host + "]"
+		}
+		if httpsPort != "443" {
+			host = net.JoinHostPort(strings.Trim(host, "[]"), httpsPort)
+		}
+		w.Header().Set("Connection", "close")
+		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
+}
+
+func newRedirectServer(httpsPort string, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           redirectHandler(httpsPort),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.With("event", "http.error").Handler(), slog.LevelDebug),
+	}
+}
