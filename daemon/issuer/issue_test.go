@@ -258,7 +258,7 @@ func TestReobtainOnConfigChange(t *testing.T) {
 			t.Errorf("want one cert.order_started reason=%s", tc.reason)
 		}
 	}
-	if life := current(t, e.store, "example.test").Cert.Leaf.NotAfter.Sub(time.Now()); life < 80*24*time.Hour {
+	if life := time.Until(current(t, e.store, "example.test").Cert.Leaf.NotAfter); life < 80*24*time.Hour {
 		t.Errorf("remaining lifetime %v, want the default profile's 90 days", life)
 	}
 }

@@ -8,9 +8,6 @@ import (
 	"time"
 )
 
-// ns is the XML namespace of the 2013-04-01 API.
-const ns = "https://route53.amazonaws.com/doc/2013-04-01/"
-
 // Request bodies. Element names match without regard to namespace.
 
 type xChangeRequest struct {
