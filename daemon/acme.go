@@ -40,8 +40,9 @@ func newRoute53(ctx context.Context) (*route53.Client, error) {
 }
 
 // newIssuer wires the ACME manager: the store persists, Route 53 answers
-// DNS-01.
-func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *slog.Logger) (*issuer.Manager, error) {
+// DNS-01. now is the issuer's clock for scheduling decisions; nil is
+// time.Now (tests shift it).
+func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *slog.Logger, now func() time.Time) (*issuer.Manager, error) {
 	r53, err := newRoute53(ctx)
 	if err != nil {
 		return nil, err
@@ -76,6 +77,7 @@ func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *sl
 		Store:        store,
 		Solver:       solver,
 		Logger:       log.With("component", "acme"),
+		Now:          now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)

@@ -62,7 +62,7 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 
 	var mgr *issuer.Manager
 	if len(cfg.Domains) > 0 {
-		if mgr, err = newIssuer(ctx, cfg, store, log); err != nil {
+		if mgr, err = newIssuer(ctx, cfg, store, log, nil); err != nil {
 			return err
 		}
 	}
