@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgecert/edgecert/internal/logtest"
+
 	"github.com/edgecert/edgecert/certstore/certstoretest"
 )
 
@@ -169,7 +171,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 
 		// Restart.
-		rec := &logRecorder{}
+		rec := logtest.New()
 		s, err := Open(t.Context(), dir, Options{Keep: crashKeep, Logger: newLogger(rec)})
 		if err != nil {
 			t.Fatalf("round %d: Open after kill: %v", round, err)
@@ -229,7 +231,7 @@ func TestCrashSafety(t *testing.T) {
 			t.Errorf("round %d: %d versions on disk (%v); want at most %d", round, versions, names, crashKeep)
 		}
 		assertNoTemp(t, filepath.Join(dir, "certs"))
-		if len(rec.find("store.cleaned", nil)) > 0 {
+		if len(rec.Find("store.cleaned", nil)) > 0 {
 			cleaned++
 		}
 		must(t, s.Close())

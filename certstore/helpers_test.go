@@ -1,73 +1,26 @@
 package certstore
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgecert/edgecert/internal/logtest"
 
 	"github.com/edgecert/edgecert/certstore/certstoretest"
 )
 
-// logRecorder is a slog.Handler that keeps every record for assertions.
-type logRecorder struct {
-	mu      sync.Mutex // guards records
-	records []logRecord
-}
-
-type logRecord struct {
-	msg   string
-	attrs map[string]string
-}
-
-func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	rec := logRecord{msg: r.Message, attrs: map[string]string{}}
-	r.Attrs(func(a slog.Attr) bool {
-		rec.attrs[a.Key] = a.Value.String()
-		return true
-	})
-	l.mu.Lock()
-	l.records = append(l.records, rec)
-	l.mu.Unlock()
-	return nil
-}
-
-// find returns the records with message msg whose attributes include all of
-// want.
-func (l *logRecorder) find(msg string, want map[string]string) []logRecord {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []logRecord
-next:
-	for _, r := range l.records {
-		if r.msg != msg {
-			continue
-		}
-		for k, v := range want {
-			if r.attrs[k] != v {
-				continue next
-			}
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
 // openStore opens a store in a fresh temporary directory with a recording
 // logger; the store is closed when the test ends.
-func openStore(t testing.TB, opts Options) (*Store, *logRecorder, string) {
+func openStore(t testing.TB, opts Options) (*Store, *logtest.Recorder, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "state")
-	rec := &logRecorder{}
+	rec := logtest.New()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(rec)
 	}
@@ -173,4 +126,4 @@ func issueWindow(t testing.TB, ca *certstoretest.CA, notAfter time.Time, names .
 	return ca.Issue(t, names, time.Now().Add(-time.Hour), notAfter)
 }
 
-func newLogger(rec *logRecorder) *slog.Logger { return slog.New(rec) }
+func newLogger(rec *logtest.Recorder) *slog.Logger { return slog.New(rec) }

@@ -220,7 +220,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	if got := requests.Load(); got < rotations {
 		t.Errorf("only %d requests completed; want at least %d", got, rotations)
 	}
-	if n := len(rec.find("cert.rejected", map[string]string{"name": "operator", "source": "file"})); n == 0 {
+	if n := len(rec.Find("cert.rejected", map[string]string{"name": "operator", "source": "file"})); n == 0 {
 		t.Errorf("no inconsistent operator pair was ever rejected; the mid-copy window was not exercised")
 	}
 	if late < rotations {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/edgecert/edgecert/internal/logtest"
+
 	"github.com/edgecert/edgecert/certstore/certstoretest"
 )
 
@@ -40,7 +42,7 @@ func TestPruneKeepsN(t *testing.T) {
 			if cur, err := readCurrent(nameDir); err != nil || cur != last.Version {
 				t.Errorf("current = %q, %v; want %q", cur, err, last.Version)
 			}
-			if n := len(rec.find("cert.pruned", map[string]string{"name": "site"})); n != tt.put-len(tt.want) {
+			if n := len(rec.Find("cert.pruned", map[string]string{"name": "site"})); n != tt.put-len(tt.want) {
 				t.Errorf("cert.pruned logged %d times; want %d", n, tt.put-len(tt.want))
 			}
 			assertNoTemp(t, nameDir)
@@ -117,7 +119,7 @@ func TestOpenCleansTemp(t *testing.T) {
 	must(t, os.Mkdir(filepath.Join(dir, "certs", "empty"), 0o700))
 	must(t, os.Mkdir(filepath.Join(dir, "certs", ".del-old"), 0o700))
 
-	rec := &logRecorder{}
+	rec := logtest.New()
 	s2, err := Open(t.Context(), dir, Options{Logger: newLogger(rec)})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +131,7 @@ func TestOpenCleansTemp(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "certs", "empty")); !os.IsNotExist(err) {
 		t.Errorf("empty certificate directory survived Open: stat = %v", err)
 	}
-	if n := len(rec.find("store.cleaned", nil)); n != 6 {
+	if n := len(rec.Find("store.cleaned", nil)); n != 6 {
 		t.Errorf("store.cleaned logged %d times; want 6", n)
 	}
 	if got, ok := s2.Current("site"); !ok || got.Serial() != e.Serial() {

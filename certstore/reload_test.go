@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgecert/edgecert/internal/logtest"
+
 	"github.com/edgecert/edgecert/certstore/certstoretest"
 )
 
@@ -18,7 +20,7 @@ import (
 func TestCorruptCurrent(t *testing.T) {
 	ca := certstoretest.NewCA(t)
 	dir := t.TempDir()
-	rec := &logRecorder{}
+	rec := logtest.New()
 	s, err := Open(t.Context(), dir, Options{Logger: newLogger(rec)})
 	if err != nil {
 		t.Fatal(err)
@@ -50,15 +52,15 @@ func TestCorruptCurrent(t *testing.T) {
 			if got, err := servedSerial(s, "example.com"); err != nil || got != good.Serial() {
 				t.Errorf("served serial = %s, %v; want the previous good %s", got, err, good.Serial())
 			}
-			rej := rec.find("cert.rejected", map[string]string{"name": "site", "version": v})
-			if len(rej) != 1 || !strings.Contains(rej[0].attrs["reason"], c.reason) {
+			rej := rec.Find("cert.rejected", map[string]string{"name": "site", "version": v})
+			if len(rej) != 1 || !strings.Contains(rej[0].Attrs["reason"], c.reason) {
 				t.Errorf("cert.rejected records for version %s = %v; want one with reason containing %q", v, rej, c.reason)
 			}
 			// Reloading the same bad content does not log it again.
 			if err := s.Reload(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			if n := len(rec.find("cert.rejected", map[string]string{"name": "site", "version": v})); n != 1 {
+			if n := len(rec.Find("cert.rejected", map[string]string{"name": "site", "version": v})); n != 1 {
 				t.Errorf("cert.rejected for %s logged %d times after a second reload; want 1", v, n)
 			}
 		})
@@ -78,7 +80,7 @@ func TestCorruptCurrent(t *testing.T) {
 	// Restart: current is bad and nothing is in memory, so the newest valid
 	// version (not the oldest) is served.
 	writeExternal(t, dir, "site", []byte("garbage"), []byte("garbage"), []byte("{}"))
-	rec2 := &logRecorder{}
+	rec2 := logtest.New()
 	s2, err := Open(t.Context(), dir, Options{Logger: newLogger(rec2), Keep: 10})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +90,7 @@ func TestCorruptCurrent(t *testing.T) {
 	if !ok || e.Serial() != good.Serial() || e.Version != good.Version {
 		t.Fatalf("after restart Current(site) = %v, %v; want version %s serial %s", e, ok, good.Version, good.Serial())
 	}
-	if len(rec2.find("cert.fallback", map[string]string{"name": "site", "version": good.Version})) != 1 {
+	if len(rec2.Find("cert.fallback", map[string]string{"name": "site", "version": good.Version})) != 1 {
 		t.Errorf("cert.fallback not logged for version %s", good.Version)
 	}
 
@@ -101,7 +103,7 @@ func TestCorruptCurrent(t *testing.T) {
 	if e, _ := s2.Current("site"); e.Version != v3 || e.Serial() != certstoretest.Serial(t, chain3) {
 		t.Errorf("after a good external version Current(site) = version %s serial %s; want %s %s", e.Version, e.Serial(), v3, certstoretest.Serial(t, chain3))
 	}
-	if len(rec2.find("cert.reloaded", map[string]string{"name": "site", "old_serial": good.Serial(), "version": v3})) != 1 {
+	if len(rec2.Find("cert.reloaded", map[string]string{"name": "site", "old_serial": good.Serial(), "version": v3})) != 1 {
 		t.Errorf("cert.reloaded with old_serial not logged")
 	}
 }
@@ -138,7 +140,7 @@ func TestFilePairMidCopy(t *testing.T) {
 		{"both consistent", func() { must(t, os.WriteFile(keyFile, key2, 0o600)) }, certstoretest.Serial(t, chain2), false},
 	}
 	for _, st := range steps {
-		before := len(rec.find("cert.rejected", map[string]string{"name": "operator"}))
+		before := len(rec.Find("cert.rejected", map[string]string{"name": "operator"}))
 		st.write()
 		if err := s.Reload(t.Context()); err != nil {
 			t.Fatal(err)
@@ -146,7 +148,7 @@ func TestFilePairMidCopy(t *testing.T) {
 		if got, err := servedSerial(s, "op.example.com"); err != nil || got != st.wantSerial {
 			t.Errorf("%s: served serial = %s, %v; want %s", st.name, got, err, st.wantSerial)
 		}
-		after := len(rec.find("cert.rejected", map[string]string{"name": "operator", "source": "file"}))
+		after := len(rec.Find("cert.rejected", map[string]string{"name": "operator", "source": "file"}))
 		if (after > before) != st.rejected {
 			t.Errorf("%s: cert.rejected logged = %v; want %v", st.name, after > before, st.rejected)
 		}
@@ -216,7 +218,7 @@ func TestWatch(t *testing.T) {
 
 	bad := writeExternal(t, dir, "new", chain2, []byte("garbage"), []byte("{}"))
 	waitFor(t, timeout, "cert.rejected for a corrupt version", func() bool {
-		return len(rec.find("cert.rejected", map[string]string{"name": "new", "version": bad})) > 0
+		return len(rec.Find("cert.rejected", map[string]string{"name": "new", "version": bad})) > 0
 	})
 	if got, _ := servedSerial(s, "new.example.com"); got != certstoretest.Serial(t, chain2) {
 		t.Errorf("after a corrupt version served %s; want %s", got, certstoretest.Serial(t, chain2))
@@ -242,7 +244,7 @@ func TestWatch(t *testing.T) {
 		_, ok := s.Current("new")
 		return !ok
 	})
-	if len(rec.find("cert.removed", map[string]string{"name": "new"})) != 1 {
+	if len(rec.Find("cert.removed", map[string]string{"name": "new"})) != 1 {
 		t.Errorf("cert.removed not logged for a deleted name")
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgecert/edgecert/internal/logtest"
+
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/edgecert/edgecert/certstore"
@@ -179,77 +181,20 @@ type retryErr struct{ d time.Duration }
 func (e *retryErr) Error() string             { return "solver: access denied" }
 func (e *retryErr) RetryAfter() time.Duration { return e.d }
 
-// logRecorder is a slog.Handler keeping every record.
-type logRecorder struct {
-	mu   sync.Mutex
-	recs []logRec
-}
-
-type logRec struct {
-	msg   string
-	attrs map[string]string
-}
-
-func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	rec := logRec{msg: r.Message, attrs: map[string]string{}}
-	r.Attrs(func(a slog.Attr) bool {
-		rec.attrs[a.Key] = a.Value.String()
-		return true
-	})
-	l.mu.Lock()
-	l.recs = append(l.recs, rec)
-	l.mu.Unlock()
-	return nil
-}
-
-// find returns the records with message msg ("" for all) whose attributes
-// include want.
-func (l *logRecorder) find(msg string, want map[string]string) []logRec {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []logRec
-	for _, r := range l.recs {
-		if msg != "" && r.msg != msg {
-			continue
-		}
-		ok := true
-		for k, v := range want {
-			if r.attrs[k] != v {
-				ok = false
-			}
-		}
-		if ok {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func (l *logRecorder) dump(t *testing.T) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, r := range l.recs {
-		t.Logf("log: %s %v", r.msg, r.attrs)
-	}
-}
-
 // env is one test's manager set-up.
 type env struct {
 	*rig
 	store  Store
 	solver *dnsSolver
-	logs   *logRecorder
+	logs   *logtest.Recorder
 }
 
 func newEnv(t *testing.T, opts pebblerig.Options) *env {
 	r := startRig(t, opts)
-	e := &env{rig: r, store: newMemStore(), solver: &dnsSolver{dns: r.dns}, logs: &logRecorder{}}
+	e := &env{rig: r, store: newMemStore(), solver: &dnsSolver{dns: r.dns}, logs: logtest.New()}
 	t.Cleanup(func() {
 		if t.Failed() {
-			e.logs.dump(t)
+			e.logs.Dump(t)
 		}
 	})
 	return e

@@ -72,7 +72,7 @@ func TestIssueApexAndWildcard(t *testing.T) {
 		{"cert.stored", map[string]string{"serial": c.Serial(), "version": c.Version}, 1},
 		{"cert.renewal_scheduled", map[string]string{"serial": c.Serial(), "reason": ReasonLifetime}, 1},
 	} {
-		if got := len(e.logs.find(ev.msg, ev.attrs)); got != ev.n {
+		if got := len(e.logs.Find(ev.msg, ev.attrs)); got != ev.n {
 			t.Errorf("%d %s events with %v, want %d", got, ev.msg, ev.attrs, ev.n)
 		}
 	}
@@ -90,7 +90,7 @@ func TestIssueApexAndWildcard(t *testing.T) {
 	if got := e.ca.NewAccounts(); got != 1 {
 		t.Errorf("CA saw %d newAccount requests, want 1 (account reused)", got)
 	}
-	if got := len(e.logs.find("acme.account", map[string]string{"status": "reused"})); got != 1 {
+	if got := len(e.logs.Find("acme.account", map[string]string{"status": "reused"})); got != 1 {
 		t.Errorf("%d acme.account status=reused events, want 1", got)
 	}
 }
@@ -173,10 +173,10 @@ func TestRenewalARIReplaces(t *testing.T) {
 		t.Fatalf("NewOrders = %+v, want an accepted order replacing %s with profile short", orders, oldID)
 	}
 	verifyChain(t, c, e.ca.IssuerRoots(), "example.test", "a.example.test")
-	if len(e.logs.find("ari.checked", map[string]string{"serial": old.Serial()})) == 0 {
+	if len(e.logs.Find("ari.checked", map[string]string{"serial": old.Serial()})) == 0 {
 		t.Error("no ari.checked event for the old certificate")
 	}
-	if len(e.logs.find("cert.order_started", map[string]string{"reason": "ari", "replaces": oldID})) != 1 {
+	if len(e.logs.Find("cert.order_started", map[string]string{"reason": "ari", "replaces": oldID})) != 1 {
 		t.Error("want one cert.order_started reason=ari with replaces")
 	}
 	if names := e.dns.Names(); len(names) != 0 {
@@ -217,10 +217,10 @@ func TestRenewalNoARILifetime(t *testing.T) {
 	if got := e.ca.StatusCount(http.StatusNotFound); got != 0 {
 		t.Errorf("%d 404 answers: the manager asked the ARI-less CA for renewalInfo", got)
 	}
-	if len(e.logs.find("cert.order_started", map[string]string{"reason": "renewal"})) != 1 {
+	if len(e.logs.Find("cert.order_started", map[string]string{"reason": "renewal"})) != 1 {
 		t.Error("want one cert.order_started reason=renewal")
 	}
-	if len(e.logs.find("cert.renewal_scheduled", map[string]string{"serial": old.Serial(), "reason": ReasonLifetime})) == 0 {
+	if len(e.logs.Find("cert.renewal_scheduled", map[string]string{"serial": old.Serial(), "reason": ReasonLifetime})) == 0 {
 		t.Error("no cert.renewal_scheduled reason=lifetime for the old certificate")
 	}
 	if life := c.Cert.Leaf.NotAfter.Sub(c.Cert.Leaf.NotBefore); life > 10*time.Minute || life < 9*time.Minute {
@@ -254,7 +254,7 @@ func TestReobtainOnConfigChange(t *testing.T) {
 		if c.Serial() == old.Serial() || c.Meta.Profile != tc.profile || !sameNames(c.Meta.Names, tc.domains) || !sameNames(c.Cert.Leaf.DNSNames, tc.domains) {
 			t.Errorf("%s: got serial %s (old %s), Meta %+v, want a new certificate for %q profile %s", tc.reason, c.Serial(), old.Serial(), c.Meta, tc.domains, tc.profile)
 		}
-		if len(e.logs.find("cert.order_started", map[string]string{"reason": tc.reason})) != 1 {
+		if len(e.logs.Find("cert.order_started", map[string]string{"reason": tc.reason})) != 1 {
 			t.Errorf("want one cert.order_started reason=%s", tc.reason)
 		}
 	}
@@ -299,10 +299,10 @@ func TestAccountChecks(t *testing.T) {
 	if got := e.ca.NewAccounts(); got != 1 {
 		t.Errorf("CA saw %d newAccount requests, want 1", got)
 	}
-	for _, r := range e.logs.find("", nil) {
-		for _, v := range r.attrs {
+	for _, r := range e.logs.Find("", nil) {
+		for _, v := range r.Attrs {
 			if strings.Contains(v, hmac) {
-				t.Errorf("event %s logs the EAB HMAC", r.msg)
+				t.Errorf("event %s logs the EAB HMAC", r.Msg)
 			}
 		}
 	}
@@ -360,7 +360,7 @@ func TestCADown(t *testing.T) {
 		if st.Failures != attempt || !st.NextRenewal.Equal(want) || st.Reason != reasonDomainsChanged || !strings.Contains(st.LastError, "503") || st.Serial != old.Serial() {
 			t.Errorf("attempt %d: Status = %+v, want %d failures, next %v, reason domains_changed, a 503 error", attempt, st, attempt, want)
 		}
-		if len(e.logs.find("cert.renewal_failed", map[string]string{"attempt": strconv.Itoa(attempt), "next_try": want.UTC().Format(time.RFC3339)})) != 1 {
+		if len(e.logs.Find("cert.renewal_failed", map[string]string{"attempt": strconv.Itoa(attempt), "next_try": want.UTC().Format(time.RFC3339)})) != 1 {
 			t.Errorf("attempt %d: want one cert.renewal_failed event with next_try %v", attempt, want)
 		}
 	}
@@ -474,7 +474,7 @@ func TestAccountGone(t *testing.T) {
 	if pub, ok := current(t, e.store, "other.test").Cert.Leaf.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P384() {
 		t.Errorf("leaf key %T, want ECDSA P-384 (Config.KeyType)", current(t, e.store, "other.test").Cert.Leaf.PublicKey)
 	}
-	if len(e.logs.find("acme.account_gone", nil)) != 1 {
+	if len(e.logs.Find("acme.account_gone", nil)) != 1 {
 		t.Error("want one acme.account_gone event")
 	}
 	b, _ = e.store.Get(ctx, cacheAccountInfo)
@@ -560,7 +560,7 @@ func TestReplacesRefused(t *testing.T) {
 	if n := len(orders); n != 3 || orders[1].Replaces != foreignID || orders[1].Status == http.StatusCreated || orders[2].Replaces != "" || orders[2].Status != http.StatusCreated {
 		t.Errorf("NewOrders = %+v, want a refused order with replaces %s, then an accepted one without", orders, foreignID)
 	}
-	if len(e.logs.find("acme.replaces_refused", map[string]string{"replaces": foreignID})) != 1 {
+	if len(e.logs.Find("acme.replaces_refused", map[string]string{"replaces": foreignID})) != 1 {
 		t.Error("want one acme.replaces_refused event")
 	}
 }

@@ -55,6 +55,10 @@ func quoteTXT(s string) string {
 
 var errUnquoted = errors.New("value should be enclosed in quotation marks")
 
+// The fake keeps its own TXT parser on purpose, although route53dns has one
+// of the same shape: a fake that shared the client's parsing code would hide
+// any bug the two had in common.
+//
 // unquoteTXT parses a Route 53 TXT value: one or more quoted
 // character-strings separated by spaces, with \" \\ and \ddd (octal) escapes.
 // The strings are concatenated.
