@@ -35,13 +35,15 @@ const usage = `edgecert: certificates by ACME DNS-01 on Route 53, served with th
 Usage:
   edgecert run [flags]          run the daemon (flags also read EDGECERT_<FLAG> variables)
   edgecert iam-policy [flags]   print the least-privilege IAM policy for the configured certificates
+  edgecert status [-admin-addr] show what a running daemon serves and when it renews (exit 1: needs attention)
   edgecert version              print the version
   edgecert help                 this text; "edgecert run -h" lists the flags
 `
 
 // Main runs the edgecert command line with args (without the program name)
-// and returns the process exit code: 0 on success, 1 on a runtime failure,
-// 2 on bad usage or configuration.
+// and returns the process exit code: 0 on success, 1 on a runtime failure
+// (for status: a certificate needs attention), 2 on bad usage or
+// configuration (for status: the daemon cannot be reached).
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -53,6 +55,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
+		return 0
+	case "status":
+		attention, err := printStatus(context.Background(), args[1:], stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "edgecert: %v\n", err)
+			return 2
+		}
+		if attention {
+			return 1
+		}
 		return 0
 	case "run", "iam-policy":
 	default:
