@@ -49,6 +49,8 @@ func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *sl
 	}
 	solver, err := route53dns.New(r53, route53dns.Options{
 		ZoneID:             cfg.Route53ZoneID,
+		PrivateZone:        cfg.PrivateZone,
+		FollowCNAME:        cfg.FollowCNAME,
 		NameServers:        cfg.DNS01NameServers,
 		PropagationTimeout: cfg.DNS01Timeout,
 		Logger:             log.With("component", "route53"),
@@ -148,7 +150,7 @@ func printIAMPolicy(ctx context.Context, cfg *Config, stdout, stderr io.Writer) 
 		defer cancel()
 		var p *route53dns.Provider
 		if r53, err := newRoute53(lctx); err == nil {
-			p, _ = route53dns.New(r53, route53dns.Options{})
+			p, _ = route53dns.New(r53, route53dns.Options{PrivateZone: cfg.PrivateZone})
 		}
 		zoneOf = func(name string) string {
 			if p == nil {

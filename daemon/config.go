@@ -52,6 +52,8 @@ type Config struct {
 	EABHMAC       string
 	KeyType       string
 	Route53ZoneID string
+	PrivateZone   bool // -route53-private-zone
+	FollowCNAME   bool // -dns01-follow-cname
 	AcceptTOS     bool
 
 	DNS01NameServers []string      // -dns01-nameservers
@@ -199,6 +201,8 @@ func newFlagSet(c *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.EABHMAC, "acme-eab-hmac", "", "external account binding HMAC key (base64url)")
 	fs.StringVar(&c.KeyType, "key-type", "ecdsa-p256", "certificate key: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096")
 	fs.StringVar(&c.Route53ZoneID, "route53-zone-id", "", "Route 53 hosted zone ID (default: found by name)")
+	fs.BoolVar(&c.PrivateZone, "route53-private-zone", false, "find private hosted zones instead of public ones (propagation then ends at INSYNC)")
+	fs.BoolVar(&c.FollowCNAME, "dns01-follow-cname", false, "follow a CNAME at _acme-challenge.<name> and write the record in the target's zone")
 	fs.BoolVar(&c.AcceptTOS, "accept-tos", false, "agree to the ACME CA's terms of service")
 	fs.Var(listFlag{&c.DNS01NameServers}, "dns01-nameservers", "host:port list queried for DNS-01 propagation instead of the zone's name servers")
 	fs.DurationVar(&c.DNS01Timeout, "dns01-timeout", 2*time.Minute, "bound on waiting for a challenge record to propagate")
