@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgecert/edgecert/certstore"
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
+	"golang.org/x/crypto/acme"
 )
 
 var apexWild = []string{"example.test", "*.example.test"}
@@ -562,5 +563,37 @@ func TestReplacesRefused(t *testing.T) {
 	}
 	if len(e.logs.Find("acme.replaces_refused", map[string]string{"replaces": foreignID})) != 1 {
 		t.Error("want one acme.replaces_refused event")
+	}
+}
+
+// TestValidationFailure: the records vanish before the CA looks (a solver
+// that claimed propagation wrongly), so the authorization turns invalid; the
+// attempt fails fast with the CA's reason, stores nothing and cleans up.
+func TestValidationFailure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, pebblerig.Options{})
+	ctx := testCtx(t)
+	e.solver.waitHook = func(context.Context) error {
+		e.dns.SetTXT("_acme-challenge.example.test", 60)
+		return nil
+	}
+	m := e.manager(t, apexWild, nil)
+	start := time.Now()
+	err := m.Obtain(ctx)
+	var ae *acme.AuthorizationError
+	if !errors.As(err, &ae) || len(ae.Errors) == 0 {
+		t.Fatalf("Obtain: %v; want an *acme.AuthorizationError carrying the CA's reason", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("failure took %v; want it noticed quickly", d)
+	}
+	if _, ok := e.store.Current("example.test"); ok {
+		t.Error("a certificate was stored after a failed validation")
+	}
+	if p, cl := e.solver.counts(); p == 0 || p != cl {
+		t.Errorf("presented %d, cleaned %d; want every presented value cleaned", p, cl)
+	}
+	if st := m.Status()[0]; st.Failures != 1 || st.NextRenewal.IsZero() {
+		t.Errorf("Status = %+v; want one failure and a retry scheduled", st)
 	}
 }
