@@ -40,58 +40,65 @@ Usage:
   edgecert help                 this text; "edgecert run -h" lists the flags
 `
 
+// Exit codes of Main.
+const (
+	exitOK        = 0
+	exitFailure   = 1  // a runtime failure; for status: a certificate needs attention
+	exitUsage     = 2  // unknown command; for status: the daemon cannot be reached
+	exitBadConfig = 78 // EX_CONFIG: the unit says RestartPreventExitStatus=78, so a bad configuration is not restarted in a loop
+)
+
 // Main runs the edgecert command line with args (without the program name)
-// and returns the process exit code: 0 on success, 1 on a runtime failure
-// (for status: a certificate needs attention), 2 on bad usage or
-// configuration (for status: the daemon cannot be reached).
+// and returns the process exit code (exitOK, exitFailure, exitUsage or
+// exitBadConfig).
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return exitUsage
 	}
 	switch args[0] {
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "edgecert", version())
-		return 0
+		return exitOK
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
-		return 0
+		return exitOK
 	case "status":
 		attention, err := printStatus(context.Background(), args[1:], stdout, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "edgecert: %v\n", err)
-			return 2
+			return exitUsage
 		}
 		if attention {
-			return 1
+			return exitFailure
 		}
-		return 0
+		return exitOK
 	case "run", "iam-policy":
 	default:
 		fmt.Fprintf(stderr, "edgecert: unknown command %q\n%s", args[0], usage)
-		return 2
+		return exitUsage
 	}
 	cfg, err := parseConfig(args[1:], os.LookupEnv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		return 0
+		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "edgecert: %v\n", err)
-		return 2
+		return exitBadConfig
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if args[0] == "iam-policy" {
 		if err := printIAMPolicy(ctx, cfg, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "edgecert: %v\n", err)
-			return 1
+			return exitFailure
 		}
-		return 0
+		return exitOK
 	}
 	log := newLogger(cfg, stderr)
 	if err := run(ctx, cfg, log); err != nil {
 		log.Error("daemon.failed", "error", err)
-		return 1
+		return exitFailure
 	}
-	return 0
+	return exitOK
 }

@@ -178,7 +178,7 @@ func TestDaemonOperatorCertificate(t *testing.T) {
 }
 
 // TestMainExitCodes checks the command line's contract: version, bad
-// configuration exits 2 naming the flag, unknown commands exit 2.
+// configuration exits 78 (EX_CONFIG) naming the flag, unknown commands exit 2.
 func TestMainExitCodes(t *testing.T) {
 	var out, errb strings.Builder
 	if code := Main([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "edgecert ") {
@@ -186,8 +186,8 @@ func TestMainExitCodes(t *testing.T) {
 	}
 	errb.Reset()
 	t.Setenv("EDGECERT_DOMAINS", "example.com")
-	if code := Main([]string{"run", "-key-type", "ed25519"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "-key-type") || strings.Count(errb.String(), "\n") != 1 {
-		t.Errorf("bad flag: exit %d, stderr %q; want 2 and one line naming -key-type", code, errb.String())
+	if code := Main([]string{"run", "-key-type", "ed25519"}, &out, &errb); code != exitBadConfig || !strings.Contains(errb.String(), "-key-type") || strings.Count(errb.String(), "\n") != 1 {
+		t.Errorf("bad flag: exit %d, stderr %q; want %d and one line naming -key-type", code, errb.String(), exitBadConfig)
 	}
 	errb.Reset()
 	if code := Main([]string{"frobnicate"}, &out, &errb); code != 2 {
