@@ -141,7 +141,7 @@ else
 	(
 		cd "$repo"
 		export CGO_ENABLED=0
-		run go build -trimpath -ldflags "-s -w" -o "$WORK/edgecert" .
+		run go build -trimpath -ldflags "-s -w -X github.com/edgecert/edgecert/daemon.Version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o "$WORK/edgecert" .
 		run go build -trimpath -ldflags "-s -w" -o "$WORK/devrig" ./internal/devrig/cmd/devrig
 	)
 fi
