@@ -15,13 +15,14 @@ import (
 )
 
 // retryBackoff is the acme.Client retry policy for single requests: badNonce
-// (the only 400 x/crypto retries) is retried quickly up to 8 times; 429 and
+// (the only 400 x/crypto retries) is retried quickly up to 20 times (a CA
+// rejecting half its nonces still fails a request only once in a million); 429 and
 // 5xx at most twice, briefly. A Retry-After over 10 s ends the retries so the
 // scheduler's Backoff honours it instead of blocking an order.
 func retryBackoff(n int, _ *http.Request, res *http.Response) time.Duration {
 	jitter := time.Duration(mrand.IntN(50)) * time.Millisecond
 	if res != nil && res.StatusCode == http.StatusBadRequest {
-		if n > 8 {
+		if n > 20 {
 			return 0
 		}
 		return 10*time.Millisecond + jitter

@@ -22,7 +22,7 @@ import (
 )
 
 // maxBadNonce bounds badNonce retries of one request.
-const maxBadNonce = 8
+const maxBadNonce = 20 // as retryBackoff: fails once in a million at 50 % rejection
 
 // newOrderReplaces creates an order carrying the ARI "replaces" field (RFC
 // 9773 section 5), which x/crypto/acme cannot send: one JWS-signed POST to
