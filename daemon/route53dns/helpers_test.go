@@ -34,7 +34,7 @@ type envOpts struct {
 	zones   []fakeroute53.Zone // in addition to ZA
 }
 
-func startDNS(t *testing.T) *authdns.Server {
+func startDNS(t testing.TB) *authdns.Server {
 	t.Helper()
 	s, err := authdns.Start("127.0.0.1:0")
 	if err != nil {
@@ -44,7 +44,7 @@ func startDNS(t *testing.T) *authdns.Server {
 	return s
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	d := startDNS(t)
 	f := fakeroute53.New(fakeroute53.Options{DNS: d, Mirrors: o.mirrors, InsyncAfter: o.insync})
@@ -112,7 +112,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // ctxTimeout is a generous per-test context for a loaded machine.
-func ctxTimeout(t *testing.T) context.Context {
+func ctxTimeout(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx

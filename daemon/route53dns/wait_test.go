@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -183,41 +184,43 @@ func TestQueryFallsBackToTCPOnTruncation(t *testing.T) {
 	}
 }
 
-// TestPropagationLatency measures, with production poll timings, the time
-// from the fake's INSYNC to Wait returning and from INSYNC observed to
-// "propagated" (the dns.propagated since_insync attribute).
-func TestPropagationLatency(t *testing.T) {
-	e := newEnv(t, envOpts{insync: 100 * time.Millisecond})
+// BenchmarkPropagation measures, with production poll timings, the time from
+// the fake's INSYNC to Wait returning (ms/median-insync-to-ready) and from
+// INSYNC observed to "propagated", the authoritative check alone
+// (us/median-check, the dns.propagated since_insync attribute). Each
+// iteration is one Present, Wait and CleanUp. Target: INSYNC to ready under
+// 300 ms locally.
+func BenchmarkPropagation(b *testing.B) {
+	e := newEnv(b, envOpts{insync: 100 * time.Millisecond})
 	rec := &recorder{}
 	p, err := New(newClient(e.url), Options{ZoneID: "ZA", Logger: slog.New(rec)}) // delegation set, real polling
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
-	ctx := ctxTimeout(t)
-	const runs = 15
+	ctx := ctxTimeout(b)
 	var endToEnd, checkOnly []time.Duration
-	for i := range runs {
-		v := apexValue + string(rune('a'+i))
+	for i := 0; b.Loop(); i++ {
+		v := apexValue + strconv.Itoa(i)
 		if err := p.Present(ctx, "example.test", v); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		id := p.pending[challenge{"example.test", v}].changeID
 		if err := p.Wait(ctx, "example.test", v); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		done := time.Now()
 		at, ok := e.fake.InsyncTime(id)
 		if !ok {
-			t.Fatal("Wait returned before INSYNC")
+			b.Fatal("Wait returned before INSYNC")
 		}
 		endToEnd = append(endToEnd, done.Sub(at))
 		si, ok := rec.attr("dns.propagated", "since_insync")
 		if !ok {
-			t.Fatal("no dns.propagated event")
+			b.Fatal("no dns.propagated event")
 		}
 		checkOnly = append(checkOnly, si.Duration())
 		if err := p.CleanUp(context.Background(), "example.test", v); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 	}
 	median := func(d []time.Duration) time.Duration {
@@ -225,10 +228,6 @@ func TestPropagationLatency(t *testing.T) {
 		slices.Sort(d)
 		return d[len(d)/2]
 	}
-	t.Logf("INSYNC (fake) -> Wait returned: median %v, max %v over %d runs", median(endToEnd), slices.Max(endToEnd), runs)
-	t.Logf("INSYNC observed -> propagated (authoritative check): median %v, max %v", median(checkOnly), slices.Max(checkOnly))
-	// Generous bounds for a loaded machine; the target is < 300 ms.
-	if m := median(endToEnd); m > time.Second {
-		t.Errorf("median INSYNC -> propagated = %v; want well under 1s", m)
-	}
+	b.ReportMetric(float64(median(endToEnd).Microseconds())/1000, "ms/median-insync-to-ready")
+	b.ReportMetric(float64(median(checkOnly).Microseconds()), "us/median-check")
 }
