@@ -26,10 +26,11 @@ import (
 // missing certificates (bounded), serve, notify READY, then loop on signals
 // and the watchdog until ctx ends, and drain within cfg.ShutdownTimeout.
 //
-// Start-up order matters: a stored valid certificate is served at once with
-// no CA contact; the admin listener answers /livez while the first order is
-// in flight; READY is sent once every certificate is obtained or the bound
-// has passed (the scheduler keeps retrying with backoff).
+// Start-up order matters: every listener is bound first; stored valid
+// certificates are served at once with no CA contact; the admin and HTTPS
+// listeners answer while missing certificates are obtained; READY is sent
+// once every certificate is obtained or the bound has passed (the scheduler
+// keeps retrying with backoff).
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	return runWith(ctx, cfg, log, hooks{})
 }
@@ -158,6 +159,15 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 		}
 	})
 
+	// Serve at once: certificates already valid in the store are served
+	// while missing ones are being obtained (a handshake for a name with no
+	// certificate yet fails with an alert, never a panic).
+	serve("https", newHTTPSServer(h, settings.config(), connCtx, log), httpsLn, true)
+	if httpLn != nil {
+		_, port, _ := net.SplitHostPort(httpsLn.Addr().String())
+		serve("http-redirect", newRedirectServer(port, log), httpLn, false)
+	}
+
 	// A stored valid certificate needs no CA contact; otherwise obtain it
 	// now, within the bound, while the admin listener already answers.
 	if mgr != nil {
@@ -165,10 +175,7 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 		octx, cancel := context.WithTimeout(ctx, cfg.ObtainTimeout)
 		err := mgr.Obtain(octx)
 		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		if err != nil && ctx.Err() == nil {
 			log.Error("cert.obtain_incomplete", "error", err, "bound", cfg.ObtainTimeout.String())
 		}
 		wg.Go(func() {
@@ -178,51 +185,28 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 		})
 	}
 
-	serve("https", newHTTPSServer(h, settings.config(), connCtx, log), httpsLn, true)
-	if httpLn != nil {
-		_, port, _ := net.SplitHostPort(httpsLn.Addr().String())
-		serve("http-redirect", newRedirectServer(port, log), httpLn, false)
-	}
-
-	// SIGHUP is caught before READY: systemd may send a reload right after.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	ok, why := ready()
-	n.ready(readyStatus(ok, why, store))
-	log.Info("daemon.ready", "certificates_served", len(store.Entries()), "ready", ok)
-	if hk.ready != nil {
-		hk.ready()
-	}
-
-	var tick <-chan time.Time
-	if d := watchdogInterval(); d > 0 {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		tick = t.C
-		log.Info("systemd.watchdog", "interval", d.String())
-	}
 	var runErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case err := <-serveErr:
-			runErr = err
-			break loop
-		case <-tick:
-			n.watchdog()
-		case <-hup:
-			n.reloading()
+	if ctx.Err() == nil { // not stopped during the first order
+		// SIGHUP is caught before READY: systemd may send a reload right after.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+
+		ok, why := ready()
+		n.ready(readyStatus(ok, why, store))
+		log.Info("daemon.ready", "certificates_served", len(store.Entries()), "ready", ok)
+		if hk.ready != nil {
+			hk.ready()
+		}
+
+		runErr = mainLoop(ctx, serveErr, hup, n, log, func() {
 			reload(ctx, cfg, store, &settings, log)
 			ok, why := ready()
 			n.ready(readyStatus(ok, why, store))
 			if hk.reloaded != nil {
 				hk.reloaded()
 			}
-		}
+		})
 	}
 
 	n.stopping()
@@ -247,6 +231,33 @@ loop:
 	}
 	log.Info("server.stopped")
 	return runErr
+}
+
+// mainLoop runs until ctx ends (nil) or a server fails (its error). It pings
+// systemd's watchdog at half WatchdogSec — from this loop, so a daemon whose
+// main loop hangs is restarted — and handles SIGHUP: RELOADING=1, then
+// onHUP, which reloads and reports READY again.
+func mainLoop(ctx context.Context, serveErr <-chan error, hup <-chan os.Signal, n notifier, log *slog.Logger, onHUP func()) error {
+	var tick <-chan time.Time
+	if d := watchdogInterval(); d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		tick = t.C
+		log.Info("systemd.watchdog", "interval", d.String())
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-serveErr:
+			return err
+		case <-tick:
+			n.watchdog()
+		case <-hup:
+			n.reloading()
+			onHUP()
+		}
+	}
 }
 
 func readyStatus(ok bool, why string, store *certstore.Store) string {

@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -192,5 +194,59 @@ func TestMainExitCodes(t *testing.T) {
 	errb.Reset()
 	if code := Main([]string{"frobnicate"}, &out, &errb); code != 2 {
 		t.Errorf("unknown command: exit %d; want 2", code)
+	}
+}
+
+// TestServesStoredWhileObtainingAnother: with one certificate stored and a
+// second one added whose order cannot finish (Route 53 never reports
+// INSYNC), the stored one is served at once, before READY, while the order
+// is in flight; READY follows when the bound passes.
+func TestServesStoredWhileObtainingAnother(t *testing.T) {
+	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
+	dir := t.TempDir()
+	first := start(t, r.config(t, dir))
+	want := leaf(t, first.addrs["https"], "example.test", r.ca.IssuerRoots())
+	first.stop(t)
+
+	r.r53.SetNeverInsync(true)
+	cfg := r.config(t, dir, "-domains", "other.example.test", "-obtain-timeout", "4s", "-dns01-timeout", "30s")
+	httpsAddr := make(chan string, 1)
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logs := &syncBuffer{}
+	go func() {
+		done <- runWith(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), hooks{
+			listening: func(name, addr string) {
+				if name == "https" {
+					httpsAddr <- addr
+				}
+			},
+			ready: func() { close(ready) },
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	addr := <-httpsAddr
+	got := leaf(t, addr, "www.example.test", r.ca.IssuerRoots())
+	select {
+	case <-ready:
+		t.Fatal("READY before the second order's bound passed; the check below proves nothing")
+	default:
+	}
+	if got.SerialNumber.Cmp(want.SerialNumber) != 0 {
+		t.Errorf("serving %x during the order; want the stored %x", got.SerialNumber, want.SerialNumber)
+	}
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no READY after the obtain bound")
+	}
+	if !strings.Contains(logs.String(), "msg=cert.obtain_incomplete") {
+		t.Errorf("log lacks cert.obtain_incomplete:\n%s", logs.String())
 	}
 }
