@@ -181,6 +181,18 @@ type retryErr struct{ d time.Duration }
 func (e *retryErr) Error() string             { return "solver: access denied" }
 func (e *retryErr) RetryAfter() time.Duration { return e.d }
 
+// issued returns a fresh env whose store already holds the apex + wildcard
+// certificate, obtained by a default manager, and the test's context.
+func issued(t *testing.T, opts pebblerig.Options) (*env, context.Context) {
+	t.Helper()
+	e := newEnv(t, opts)
+	ctx := testCtx(t)
+	if err := e.manager(t, apexWild, nil).Obtain(ctx); err != nil {
+		t.Fatalf("Obtain: %v", err)
+	}
+	return e, ctx
+}
+
 // env is one test's manager set-up.
 type env struct {
 	*rig

@@ -133,11 +133,7 @@ func TestRestartNoCAContact(t *testing.T) {
 // management API) renews at once with "replaces" and keeps the profile.
 func TestRenewalARIReplaces(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, pebblerig.Options{})
-	ctx := testCtx(t)
-	if err := e.manager(t, apexWild, nil).Obtain(ctx); err != nil {
-		t.Fatalf("Obtain: %v", err)
-	}
+	e, ctx := issued(t, pebblerig.Options{})
 	old := current(t, e.store, "example.test")
 	oldID, err := CertID(old.Cert.Leaf)
 	if err != nil {
@@ -190,11 +186,7 @@ func TestRenewalARIReplaces(t *testing.T) {
 // minutes), without replaces and without ARI requests, keeping the profile.
 func TestRenewalNoARILifetime(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, pebblerig.Options{NoARI: true, Profiles: map[string]time.Duration{"short": 10 * time.Minute}})
-	ctx := testCtx(t)
-	if err := e.manager(t, apexWild, nil).Obtain(ctx); err != nil {
-		t.Fatalf("Obtain: %v", err)
-	}
+	e, _ := issued(t, pebblerig.Options{NoARI: true, Profiles: map[string]time.Duration{"short": 10 * time.Minute}})
 	old := current(t, e.store, "example.test")
 
 	var shift atomic.Int64
@@ -233,11 +225,7 @@ func TestRenewalNoARILifetime(t *testing.T) {
 // another profile is replaced by Obtain.
 func TestReobtainOnConfigChange(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, pebblerig.Options{})
-	ctx := testCtx(t)
-	if err := e.manager(t, apexWild, nil).Obtain(ctx); err != nil {
-		t.Fatalf("Obtain: %v", err)
-	}
+	e, ctx := issued(t, pebblerig.Options{})
 	for _, tc := range []struct {
 		reason  string
 		domains []string
@@ -337,11 +325,7 @@ func TestNonceRejection(t *testing.T) {
 // off exponentially, records the failure, and Run does not retry early.
 func TestCADown(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, pebblerig.Options{})
-	ctx := testCtx(t)
-	if err := e.manager(t, apexWild, nil).Obtain(ctx); err != nil {
-		t.Fatalf("Obtain: %v", err)
-	}
+	e, ctx := issued(t, pebblerig.Options{})
 	old := current(t, e.store, "example.test")
 	e.ca.SetDown(true)
 	now := time.Now().Truncate(time.Second)
@@ -450,11 +434,7 @@ func TestAuthzReuse(t *testing.T) {
 // lost its state) is dropped and the account looked up again by key.
 func TestAccountGone(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, pebblerig.Options{})
-	ctx := testCtx(t)
-	if err := e.manager(t, apexWild, nil).Obtain(ctx); err != nil {
-		t.Fatalf("Obtain: %v", err)
-	}
+	e, ctx := issued(t, pebblerig.Options{})
 	b, err := e.store.Get(ctx, cacheAccountInfo)
 	if err != nil {
 		t.Fatal(err)
@@ -540,11 +520,7 @@ func TestRealStore(t *testing.T) {
 // it and succeeds.
 func TestReplacesRefused(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, pebblerig.Options{})
-	ctx := testCtx(t)
-	if err := e.manager(t, apexWild, nil).Obtain(ctx); err != nil {
-		t.Fatalf("Obtain: %v", err)
-	}
+	e, ctx := issued(t, pebblerig.Options{})
 	foreign := current(t, e.store, "example.test") // issued to the first account
 	foreignID, _ := CertID(foreign.Cert.Leaf)
 
