@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -146,15 +147,18 @@ func TestRedirectHandler(t *testing.T) {
 		{"8443", "[::1]:8080", "/x", "https://[::1]:8443/x"},
 	}
 	for _, tt := range tests {
-		w := httptestRecorder()
-		r := newRequest("GET", tt.uri, tt.host)
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", tt.uri, nil)
+		r.Host = tt.host
 		redirectHandler(tt.port).ServeHTTP(w, r)
 		if w.Code != 308 || w.Header().Get("Location") != tt.want {
 			t.Errorf("redirect(%s, %s%s) = %d %q; want 308 %q", tt.port, tt.host, tt.uri, w.Code, w.Header().Get("Location"), tt.want)
 		}
 	}
-	w := httptestRecorder()
-	redirectHandler("443").ServeHTTP(w, newRequest("GET", "/", ""))
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Host = ""
+	redirectHandler("443").ServeHTTP(w, r)
 	if w.Code != 400 {
 		t.Errorf("missing Host: %d; want 400", w.Code)
 	}

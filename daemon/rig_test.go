@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -194,8 +195,9 @@ func httpsClient(addr string, roots *x509.CertPool) *http.Client {
 	tr := &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: roots},
 		ForceAttemptHTTP2: true,
-		DialContext: func(ctx context.Context, network, _ string) (netConn, error) {
-			return dialer.DialContext(ctx, network, addr)
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
 		},
 	}
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
