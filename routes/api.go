@@ -42,23 +42,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 		b = append(b, snap.ipJSON...)
 	}
 	if len(r.Header) > 0 {
-		keys := ab.keys[:0]
-		for k := range r.Header {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, `,"headers":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = appendJSONStrings(b, r.Header[k])
-		}
-		b = append(b, '}')
-		clear(keys)
-		ab.keys = keys[:0]
+		b, ab.keys = appendJSONObject(b, `,"headers":{`, r.Header, ab.keys, appendJSONStrings)
 	}
 	if uri := r.URL.RequestURI(); uri != "" {
 		b = append(b, ',')
@@ -126,19 +110,29 @@ func appendEnviron(b []byte, env []string) []byte {
 	if len(m) == 0 {
 		return b
 	}
-	keys := make([]string, 0, len(m))
+	b, _ = appendJSONObject(b, `,"environ":{`, m, nil, appendJSONString)
+	return b
+}
+
+// appendJSONObject appends open (e.g. `,"headers":{`), then m's entries
+// with keys sorted and values written by appendValue, then '}'. keys is
+// scratch space for the sorted keys; it is returned empty (and cleared) for
+// reuse, so a pooled buffer makes the call allocation-free.
+func appendJSONObject[V any](b []byte, open string, m map[string]V, keys []string, appendValue func([]byte, V) []byte) ([]byte, []string) {
+	keys = keys[:0]
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	b = append(b, `,"environ":{`...)
+	b = append(b, open...)
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = appendJSONString(b, k)
 		b = append(b, ':')
-		b = appendJSONString(b, m[k])
+		b = appendValue(b, m[k])
 	}
-	return append(b, '}')
+	clear(keys)
+	return append(b, '}'), keys[:0]
 }
