@@ -162,7 +162,7 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	// Serve at once: certificates already valid in the store are served
 	// while missing ones are being obtained (a handshake for a name with no
 	// certificate yet fails with an alert, never a panic).
-	serve("https", newHTTPSServer(h, settings.config(), connCtx, log), httpsLn, true)
+	serve("https", newHTTPSServer(h, settings.config(cfg.ClientCAFile != ""), connCtx, log), httpsLn, true)
 	if httpLn != nil {
 		_, port, _ := net.SplitHostPort(httpsLn.Addr().String())
 		serve("http-redirect", newRedirectServer(port, log), httpLn, false)

@@ -250,3 +250,74 @@ func TestServesStoredWhileObtainingAnother(t *testing.T) {
 		t.Errorf("log lacks cert.obtain_incomplete:\n%s", logs.String())
 	}
 }
+
+// TestClientCAVerifiedAndReloaded: with -client-ca-file, a client
+// certificate is required and verified against that file, and SIGHUP makes
+// a replaced file apply to the next handshake.
+func TestClientCAVerifiedAndReloaded(t *testing.T) {
+	dir := t.TempDir()
+	server, caA, caB := certstoretest.NewCA(t), certstoretest.NewCA(t), certstoretest.NewCA(t)
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p+".tmp", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p+".tmp", p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	chain, key := server.Valid(t, "a.example.com")
+	certFile, keyFile := write("cert.pem", chain), write("key.pem", key)
+	caFile := write("client-ca.pem", caA.CertPEM)
+	cfg, err := parseConfig([]string{"-https-addr", "127.0.0.1:0", "-http-addr", "", "-admin-addr", "",
+		"-state-dir", filepath.Join(dir, "state"), "-cert-file", certFile, "-key-file", keyFile, "-client-ca-file", caFile},
+		func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, cfg)
+	clientCert := func(ca *certstoretest.CA) []tls.Certificate {
+		c, k := ca.Valid(t, "client.example.com")
+		pair, err := tls.X509KeyPair(c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []tls.Certificate{pair}
+	}
+	// accepted makes a request (TLS 1.3 reports a rejected client
+	// certificate only on the first read) and reports whether it worked.
+	accepted := func(certs []tls.Certificate) bool {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			ServerName: "a.example.com", RootCAs: server.Pool, Certificates: certs}}}
+		resp, err := c.Get("https://" + d.addrs["https"] + "/bench")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	if accepted(nil) {
+		t.Error("request without a client certificate accepted; want it refused")
+	}
+	if !accepted(clientCert(caA)) {
+		t.Error("client certificate from the configured CA refused")
+	}
+	if accepted(clientCert(caB)) {
+		t.Error("client certificate from another CA accepted before reload")
+	}
+
+	write("client-ca.pem", caB.CertPEM)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	select {
+	case <-d.reloaded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload within 10s of SIGHUP")
+	}
+	if !accepted(clientCert(caB)) {
+		t.Error("client certificate from the new CA refused after reload")
+	}
+	if accepted(clientCert(caA)) {
+		t.Error("client certificate from the old CA accepted after reload")
+	}
+}

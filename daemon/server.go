@@ -47,10 +47,16 @@ func newTLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), 
 	return c
 }
 
-// config returns a base configuration whose GetConfigForClient serves the
-// current settings, so a reload applies to the next handshake.
-func (s *tlsSettings) config() *tls.Config {
-	base := s.cfg.Load().Clone()
+// config returns the listener's configuration. With reloadable settings (a
+// client CA file) its GetConfigForClient serves the current ones, so a reload
+// applies to the next handshake; without, handshakes use the one
+// configuration directly and pay for no indirection.
+func (s *tlsSettings) config(reloadable bool) *tls.Config {
+	cur := s.cfg.Load()
+	if !reloadable {
+		return cur
+	}
+	base := cur.Clone()
 	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.cfg.Load(), nil }
 	return base
 }

@@ -93,7 +93,7 @@ func (ca *CA) IssueForKey(tb testing.TB, key *ecdsa.PrivateKey, names []string, 
 		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	if len(names) > 0 {
 		tmpl.Subject.CommonName = names[0]
