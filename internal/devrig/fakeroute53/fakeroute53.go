@@ -5,19 +5,29 @@
 // ListResourceRecordSets, ChangeResourceRecordSets and GetChange.
 //
 // Semantics follow Route 53:
+//
 //   - A change batch is atomic: if any change fails, nothing is applied and the
 //     answer is an InvalidChangeBatch error listing every failure.
+//
 //   - CREATE of an existing set fails; DELETE must match the set exactly (name,
 //     type, TTL and every value, in any order); UPSERT replaces the set. One
 //     batch may touch a set twice only as DELETE then CREATE/UPSERT (the
 //     compare-and-swap form).
+//
 //   - TXT values must be quoted character-strings, as on the real API.
+//
 //   - Names are case-insensitive and matched exactly; list operations return
 //     everything that sorts at or after the start point (labels reversed).
+//
 //   - A change is PENDING until Options.InsyncAfter has passed, then INSYNC.
 //     Record sets are published to the authoritative DNS servers only when
 //     their change becomes INSYNC, as real name servers behave. Private zones
 //     are never published.
+//
+//   - With Options.RateLimit, requests beyond Route 53's account-wide limit
+//     (5 per second, shared by every client of the Server) are answered 400
+//     Throttling "Rate exceeded", as AWS does; they are counted in Calls and
+//     in Throttled.
 //
 // Faults (Throttling, PriorRequestNotComplete, AccessDenied, ...) can be
 // injected per operation, and every request is counted per operation so that
@@ -34,6 +44,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/edgecert/edgecert/internal/devrig/authdns"
 )
@@ -59,6 +71,10 @@ type Zone struct {
 	NameServers []string
 }
 
+// AccountRateLimit is Route 53's limit on API requests per second per AWS
+// account, for Options.RateLimit.
+const AccountRateLimit = 5
+
 // Mirror is an extra authoritative server that receives each INSYNC record
 // set Lag after the primary does, to model a lagging name server.
 type Mirror struct {
@@ -78,6 +94,15 @@ type Options struct {
 	// soon as the ChangeResourceRecordSets response is written (the response
 	// itself always says PENDING).
 	InsyncAfter time.Duration
+	// RateLimit, when positive, is the number of requests per second the
+	// Server accepts from all clients together (AccountRateLimit models
+	// Route 53); the excess is answered 400 Throttling. The bucket holds
+	// RateLimit tokens, so at most RateLimit requests pass in any burst.
+	// 0 means no limit.
+	RateLimit float64
+	// Now is the clock of the rate limit; nil means time.Now. Tests of the
+	// limit itself pass a fake clock (or run in a synctest bubble).
+	Now func() time.Time
 	// Logger receives debug events (fakeroute53.*); nil discards them.
 	Logger *slog.Logger
 }
@@ -94,8 +119,10 @@ type Fault struct {
 // Server is the fake API; it implements http.Handler. All methods are safe for
 // concurrent use.
 type Server struct {
-	opts Options
-	log  *slog.Logger
+	opts  Options
+	log   *slog.Logger
+	now   func() time.Time
+	limit *rate.Limiter // nil without Options.RateLimit; safe for concurrent use
 
 	mu          sync.Mutex           // guards every field below
 	zones       map[string]*zone     // by zone ID (no prefix)
@@ -106,6 +133,7 @@ type Server struct {
 	mirrorSeq   []map[pubKey]uint64  // per mirror: same as published
 	faults      map[string][]*Fault  // pending faults per operation, FIFO
 	calls       map[string]int       // requests per operation
+	throttled   map[string]int       // requests per operation refused by the rate limit
 	neverInsync bool                 // hold changes PENDING
 	timers      map[*time.Timer]bool // pending INSYNC and mirror timers
 	closed      bool
@@ -126,7 +154,15 @@ func New(opts Options) *Server {
 		published: make(map[pubKey]uint64),
 		faults:    make(map[string][]*Fault),
 		calls:     make(map[string]int),
+		throttled: make(map[string]int),
 		timers:    make(map[*time.Timer]bool),
+		now:       opts.Now,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if opts.RateLimit > 0 {
+		s.limit = rate.NewLimiter(rate.Limit(opts.RateLimit), max(1, int(opts.RateLimit)))
 	}
 	for range opts.Mirrors {
 		s.mirrorSeq = append(s.mirrorSeq, make(map[pubKey]uint64))
@@ -194,11 +230,39 @@ func (s *Server) Calls(op string) int {
 	return s.calls[op]
 }
 
-// ResetCalls sets every call counter to zero.
+// Throttled reports how many requests to op the rate limit refused; op ""
+// sums every operation.
+func (s *Server) Throttled(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if op != "" {
+		return s.throttled[op]
+	}
+	n := 0
+	for _, v := range s.throttled {
+		n += v
+	}
+	return n
+}
+
+// TotalCalls reports the requests of every operation, faulted and throttled
+// ones included.
+func (s *Server) TotalCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, v := range s.calls {
+		n += v
+	}
+	return n
+}
+
+// ResetCalls sets every call and throttle counter to zero.
 func (s *Server) ResetCalls() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.calls)
+	clear(s.throttled)
 }
 
 // TXT returns the values (unquoted) of the TXT set at name in the zone as the
@@ -290,11 +354,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			messages: []string{"fakeroute53: unsupported operation " + r.Method + " " + r.URL.Path}})
 		return
 	}
+	limited := s.limit != nil && !s.limit.AllowN(s.now(), 1)
 	s.mu.Lock()
 	s.calls[op]++
-	f := s.takeFaultLocked(op)
+	var f *Fault
+	if limited {
+		s.throttled[op]++
+	} else {
+		f = s.takeFaultLocked(op)
+	}
 	s.mu.Unlock()
-	s.log.Debug("fakeroute53.request", "op", op, "id", id)
+	s.log.Debug("fakeroute53.request", "op", op, "id", id, "throttled", limited)
+	if limited {
+		s.writeError(w, faultError(op, id, "Throttling"))
+		return
+	}
 	if f != nil {
 		s.writeError(w, faultError(op, id, f.Code))
 		return

@@ -7,11 +7,13 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
@@ -639,5 +641,107 @@ func TestQuoting(t *testing.T) {
 		if _, err := unquoteTXT(bad); err == nil {
 			t.Errorf("unquote(%.20s) succeeded; want an error", bad)
 		}
+	}
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex // guards t
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestAccountRateLimit(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	r := newRig(t, Options{RateLimit: AccountRateLimit, Now: clk.Now}, zoneA)
+	other := newClient(r.url, aws.NopRetryer{}) // a second tool on the same account
+	ctx := t.Context()
+	get := func(c *route53.Client) error {
+		_, err := c.GetHostedZone(ctx, &route53.GetHostedZoneInput{Id: aws.String("ZA")})
+		return err
+	}
+	// expect runs n requests alternating between the two clients and
+	// returns how many were throttled; any other error fails the test.
+	expect := func(n int) int {
+		t.Helper()
+		throttled := 0
+		for i := range n {
+			c := r.client
+			if i%2 == 1 {
+				c = other
+			}
+			err := get(c)
+			if err == nil {
+				continue
+			}
+			var re *awshttp.ResponseError
+			if apiCode(err) != "Throttling" || !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusBadRequest {
+				t.Fatalf("request %d: %v; want nil or 400 Throttling", i, err)
+			}
+			throttled++
+		}
+		return throttled
+	}
+	steps := []struct {
+		advance       time.Duration
+		requests      int
+		wantThrottled int
+	}{
+		{0, 5, 0},                      // a full bucket: 5 at once pass
+		{0, 3, 3},                      // then nothing more in the same instant
+		{200 * time.Millisecond, 2, 1}, // one token per 200 ms
+		{100 * time.Millisecond, 1, 1}, // half a token is not a token
+		{100 * time.Millisecond, 1, 0}, // now it is
+		{10 * time.Second, 7, 2},       // idle time refills only up to 5
+		{time.Second, 5, 0},            // one second later: 5 again
+	}
+	wantTotal := 0
+	for i, st := range steps {
+		clk.Add(st.advance)
+		if got := expect(st.requests); got != st.wantThrottled {
+			t.Errorf("step %d (+%v, %d requests): %d throttled; want %d", i, st.advance, st.requests, got, st.wantThrottled)
+		}
+		wantTotal += st.wantThrottled
+	}
+	if got := r.fake.Throttled(OpGetHostedZone); got != wantTotal {
+		t.Errorf("Throttled(GetHostedZone) = %d; want %d", got, wantTotal)
+	}
+	if got := r.fake.Throttled(""); got != wantTotal {
+		t.Errorf("Throttled(\"\") = %d; want %d", got, wantTotal)
+	}
+	if got, want := r.fake.Calls(OpGetHostedZone), 5+3+2+1+1+7+5; got != want {
+		t.Errorf("Calls = %d; want %d (throttled requests count)", got, want)
+	}
+}
+
+func TestNoRateLimitByDefault(t *testing.T) {
+	r := newRig(t, Options{}, zoneA)
+	for i := range 50 {
+		if _, err := r.client.GetHostedZone(t.Context(), &route53.GetHostedZoneInput{Id: aws.String("ZA")}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if n := r.fake.Throttled(""); n != 0 {
+		t.Errorf("Throttled = %d without RateLimit", n)
+	}
+}
+
+// The SDK's standard retryer must classify the fake's answer as a throttle,
+// as it does AWS's.
+func TestThrottlingIsAThrottleToTheSDK(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	r := newRig(t, Options{RateLimit: 1, Now: clk.Now}, zoneA)
+	if _, err := r.client.GetHostedZone(t.Context(), &route53.GetHostedZoneInput{Id: aws.String("ZA")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.client.GetHostedZone(t.Context(), &route53.GetHostedZoneInput{Id: aws.String("ZA")})
+	if retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) != aws.TrueTernary {
+		t.Errorf("error %v is not a throttle to the SDK", err)
 	}
 }
