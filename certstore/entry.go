@@ -51,6 +51,10 @@ type Meta struct {
 	// Source says where the certificate came from: "acme", "import" or
 	// "file". PutCert stores "import" when it is empty.
 	Source string `json:"source,omitempty"`
+	// Generation is the fleet generation the certificate was published
+	// under (see Lease); 0 for a certificate never shared through a fleet
+	// store.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // Entry is one validated certificate as served by the store. Entries are
@@ -85,6 +89,9 @@ func (e *Entry) String() string {
 
 // Serial returns the leaf serial number in hex, as logged.
 func (e *Entry) Serial() string { return e.Cert.Leaf.SerialNumber.Text(16) }
+
+// PEM returns copies of the chain and key PEM the entry was loaded from.
+func (e *Entry) PEM() (chainPEM, keyPEM []byte) { return clone(e.chainPEM), clone(e.keyPEM) }
 
 // NotAfter returns the leaf's expiry time.
 func (e *Entry) NotAfter() time.Time { return e.Cert.Leaf.NotAfter }

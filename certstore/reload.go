@@ -80,7 +80,6 @@ func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error
 			s.log.Info("cert.removed", prev.logAttrs()...)
 		}
 	}
-	s.notify()
 	return nil
 }
 

@@ -255,8 +255,6 @@ func TestPollFallback(t *testing.T) {
 	ca := certstoretest.NewCA(t)
 	s, _, dir := openStore(t, Options{})
 	s.pollEvery = 20 * time.Millisecond
-	notified, cancelSub := s.Subscribe()
-	defer cancelSub()
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -266,11 +264,10 @@ func TestPollFallback(t *testing.T) {
 	})
 	chain, key := ca.Valid(t, "example.com")
 	writeExternal(t, dir, "site", chain, key, []byte("{}"))
-	select {
-	case <-notified:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no index swap notification within 10s of an external write")
-	}
+	waitFor(t, 10*time.Second, "the poll loop to serve an external write", func() bool {
+		_, ok := s.Current("site")
+		return ok
+	})
 	if got, err := servedSerial(s, "example.com"); err != nil || got != certstoretest.Serial(t, chain) {
 		t.Errorf("served %s, %v; want %s", got, err, certstoretest.Serial(t, chain))
 	}
@@ -280,38 +277,6 @@ func TestPollFallback(t *testing.T) {
 	cancel()
 }
 
-func TestSubscribe(t *testing.T) {
-	ca := certstoretest.NewCA(t)
-	s, _, _ := openStore(t, Options{})
-	ch, cancelSub := s.Subscribe()
-	chain, key := ca.Valid(t, "example.com")
-	mustPut(t, s, "a", chain, key, Meta{})
-	mustPut(t, s, "b", chain, key, Meta{})
-	select {
-	case <-ch:
-	default:
-		t.Fatal("no notification after PutCert")
-	}
-	select {
-	case <-ch:
-		t.Fatal("notifications did not coalesce: got a second value")
-	default:
-	}
-	// A reload that changes nothing does not notify.
-	must(t, s.Reload(t.Context()))
-	select {
-	case <-ch:
-		t.Fatal("notified after a reload that changed nothing")
-	default:
-	}
-	cancelSub()
-	mustPut(t, s, "c", chain, key, Meta{})
-	select {
-	case <-ch:
-		t.Fatal("notified after the subscription was cancelled")
-	default:
-	}
-}
 
 func TestClosedStoreRefusesWrites(t *testing.T) {
 	ca := certstoretest.NewCA(t)

@@ -79,8 +79,7 @@ type Store struct {
 	// not on every rescan; guarded by opMu.
 	rejected map[string][32]byte
 
-	subMu sync.Mutex                  // guards subs
-	subs  map[*chan struct{}]struct{} // Subscribe channels (buffer 1)
+	leases localLeases // in-process leases (Lock)
 
 	kick      chan struct{} // wakes Watch to refresh its watch list (buffer 1)
 	closed    chan struct{} // closed by Close
@@ -107,7 +106,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		rescanEvery: time.Minute,
 		pairs:       make(map[string]filePair),
 		rejected:    make(map[string][32]byte),
-		subs:        make(map[*chan struct{}]struct{}),
 		kick:        make(chan struct{}, 1),
 		closed:      make(chan struct{}),
 	}
@@ -217,35 +215,6 @@ func (s *Store) isClosed() bool {
 		return true
 	default:
 		return false
-	}
-}
-
-// Subscribe returns a channel that receives a value after each index swap
-// (notifications coalesce: one pending value at most) and a function that
-// cancels the subscription. The channel is never closed.
-func (s *Store) Subscribe() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	s.subMu.Lock()
-	s.subs[&ch] = struct{}{}
-	s.subMu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			s.subMu.Lock()
-			delete(s.subs, &ch)
-			s.subMu.Unlock()
-		})
-	}
-}
-
-func (s *Store) notify() {
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	for ch := range s.subs {
-		select {
-		case *ch <- struct{}{}:
-		default:
-		}
 	}
 }
 

@@ -244,10 +244,17 @@ func (m *Manager) accountKey(ctx context.Context) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: account key: %w", err)
 	}
-	if err := m.cfg.Store.Put(ctx, cacheAccountKey, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})); err != nil {
+	// Create-if-absent: hosts sharing a store race here, and all of them
+	// must end up with the one stored key (one account for the fleet).
+	stored, err := m.cfg.Store.CreateBlob(ctx, cacheAccountKey, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+	if err != nil {
 		return nil, fmt.Errorf("issuer: store account key: %w", err)
 	}
-	return k, nil
+	sk, err := parsePrivateKey(stored)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: stored account key %q is unreadable (remove it to register a new account): %w", cacheAccountKey, err)
+	}
+	return sk, nil
 }
 
 // parsePrivateKey reads one PEM private key (SEC 1, PKCS#8 or PKCS#1) that

@@ -11,24 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/crypto/acme/autocert"
-
-	"github.com/edgecert/edgecert/certstore"
 )
-
-// Store is what the issuer needs from the certificate store;
-// *certstore.Store implements it. The autocert.Cache methods hold opaque
-// blobs (account key, account URL, ARI state). Implementations must be safe
-// for concurrent use; Current must not do I/O.
-type Store interface {
-	autocert.Cache
-	// PutCert validates and stores a new certificate version for name and
-	// serves it when it returns.
-	PutCert(ctx context.Context, name string, chainPEM, keyPEM []byte, meta certstore.Meta) (*certstore.Entry, error)
-	// Current returns the entry served for name.
-	Current(name string) (*certstore.Entry, bool)
-}
 
 // Solver publishes DNS-01 TXT records (daemon/route53dns implements it).
 // Errors may implement RetryAfter() time.Duration; the issuer then waits at

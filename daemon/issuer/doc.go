@@ -26,6 +26,14 @@
 //     with a RetryAfter() time.Duration method. The current certificate keeps
 //     serving throughout: nothing is written to the store until a new
 //     certificate has been issued.
+//   - Every order runs under the store's lease for the certificate (see
+//     Store): losing it cancels the order and nothing is published; a
+//     peer's certificate installed while waiting is served instead of
+//     ordering; with a shared store, a non-ARI order that would be the 4th
+//     for the same names in 7 days is refused (duplicate guard), and
+//     alreadyReplaced means a peer is renewing. Only a certificate in
+//     emergency (expired, or under 1/20 of its lifetime left) is ordered
+//     when the shared store is unreachable.
 //   - Start-up: Obtain serves a valid stored certificate with no CA contact
 //     at all; it re-obtains when the stored one is missing, expired, or was
 //     ordered for other names or another profile.
@@ -48,5 +56,10 @@
 //	ari.checked              ari_start, ari_end, retry_after, next_poll
 //	ari.check_failed         error, next_poll
 //	acme.replaces_refused    error (the order is retried without replaces)
+//	cert.order_skipped       serial, generation, instance (a peer's certificate was installed while waiting for the lease)
+//	fleet.duplicate_guard    recent, window, generation, instance (a non-ARI order refused)
+//	fleet.emergency_order    serial, not_after, error (ordering without the lease: the shared store is unreachable)
+//	fleet.peer_renewing      replaces, generation, instance (alreadyReplaced under a shared lease)
+//	fleet.lease_release_failed generation, error
 //	dns.cleanup_failed       domain, error
 package issuer

@@ -108,6 +108,29 @@ func (s *memStore) PutCert(_ context.Context, name string, chainPEM, keyPEM []by
 	return e, nil
 }
 
+func (s *memStore) CreateBlob(_ context.Context, key string, data []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.blobs[key]; ok {
+		return slices.Clone(b), nil
+	}
+	s.blobs[key] = slices.Clone(data)
+	return slices.Clone(data), nil
+}
+
+// Lock grants a lease at once (attempts for one name never overlap: the
+// Manager serialises them).
+func (s *memStore) Lock(_ context.Context, name string) (*certstore.Lease, error) {
+	return certstore.NewLease(certstore.LeaseInfo{Name: name, Generation: 1, Holder: "mem"}, nil), nil
+}
+
+func (s *memStore) PublishCert(ctx context.Context, lease *certstore.Lease, name string, chainPEM, keyPEM []byte, meta certstore.Meta) (*certstore.Entry, error) {
+	if lease != nil && lease.Err() != nil {
+		return nil, lease.Err()
+	}
+	return s.PutCert(ctx, name, chainPEM, keyPEM, meta)
+}
+
 func (s *memStore) Current(name string) (*certstore.Entry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -526,7 +526,7 @@ func TestReplacesRefused(t *testing.T) {
 
 	e.store = newMemStore() // another host: another account
 	m := e.manager(t, apexWild, nil)
-	if _, err := m.issue(ctx, m.certs[0], reasonARI, foreign); err != nil {
+	if _, err := m.issue(ctx, m.certs[0], reasonARI, foreign, fence{}); err != nil {
 		t.Fatalf("issue replacing a foreign certificate: %v", err)
 	}
 	c := current(t, e.store, "example.test")

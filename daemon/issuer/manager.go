@@ -424,9 +424,7 @@ func (m *Manager) attempt(ctx context.Context, cs *certState, reason string, cur
 		}
 	}
 
-	actx, cancel := context.WithTimeout(ctx, m.cfg.OrderTimeout)
-	e, err := m.issue(actx, cs, reason, cur)
-	cancel()
+	e, err := m.fenced(ctx, cs, reason, cur)
 	now := m.now()
 	m.mu.Lock()
 	cs.lastReason = reason

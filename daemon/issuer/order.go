@@ -32,24 +32,24 @@ var errAccountGone = errors.New("issuer: the CA does not know the account")
 
 // issue runs one order for cs and stores the result. cur is the
 // certificate being replaced (nil if none); reason is logged.
-func (m *Manager) issue(ctx context.Context, cs *certState, reason string, cur *certstore.Entry) (*certstore.Entry, error) {
+func (m *Manager) issue(ctx context.Context, cs *certState, reason string, cur *certstore.Entry, f fence) (*certstore.Entry, error) {
 	s, err := m.session(ctx)
 	if err != nil {
 		return nil, err
 	}
-	e, err := m.issueWith(ctx, s, cs, reason, cur)
+	e, err := m.issueWith(ctx, s, cs, reason, cur, f)
 	if errors.Is(err, errAccountGone) {
 		m.log.Warn("acme.account_gone", "name", cs.spec.Name, "error", err)
 		m.dropSession(ctx, s)
 		if s, err = m.session(ctx); err != nil {
 			return nil, err
 		}
-		e, err = m.issueWith(ctx, s, cs, reason, cur)
+		e, err = m.issueWith(ctx, s, cs, reason, cur, f)
 	}
 	return e, err
 }
 
-func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reason string, cur *certstore.Entry) (*certstore.Entry, error) {
+func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reason string, cur *certstore.Entry, f fence) (*certstore.Entry, error) {
 	spec := cs.spec
 	var replaces string
 	if cur != nil && s.dir.RenewalInfo != "" && m.now().Before(cur.Cert.Leaf.NotAfter) {
@@ -57,10 +57,15 @@ func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reas
 			replaces = id
 		}
 	}
+	if replaces == "" {
+		if err := m.guard(cs, f); err != nil {
+			return nil, err
+		}
+	}
 	m.log.Info("cert.order_started", "name", spec.Name, "reason", reason,
 		"domains", spec.Domains, "profile", m.cfg.Profile, "replaces", replaces)
 
-	order, err := m.createOrder(ctx, s, spec, &replaces)
+	order, err := m.createOrder(ctx, s, cs, f, &replaces)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +115,7 @@ func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reas
 	// The certificate exists now; store it even if ctx ended meanwhile.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	e, err := m.cfg.Store.PutCert(sctx, spec.Name, chainPEM, keyPEM, meta)
+	e, err := m.cfg.Store.PublishCert(sctx, f.lease, spec.Name, chainPEM, keyPEM, meta)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: store: %w", err)
 	}
@@ -119,8 +124,11 @@ func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reas
 }
 
 // createOrder sends newOrder, with "replaces" when *replaces is set; if the
-// CA refuses that order, it is retried without, and *replaces is cleared.
-func (m *Manager) createOrder(ctx context.Context, s *session, spec CertSpec, replaces *string) (*acme.Order, error) {
+// CA refuses that order, it is retried without (subject to the duplicate
+// guard), and *replaces is cleared. Under a shared lease, alreadyReplaced
+// outside an emergency means a peer is renewing: errPeerRenewing.
+func (m *Manager) createOrder(ctx context.Context, s *session, cs *certState, f fence, replaces *string) (*acme.Order, error) {
+	spec := cs.spec
 	if *replaces != "" {
 		o, err := s.newOrderReplaces(ctx, m.hc, spec.Domains, m.cfg.Profile, *replaces)
 		var ae *acme.Error
@@ -129,9 +137,16 @@ func (m *Manager) createOrder(ctx context.Context, s *session, spec CertSpec, re
 			return o, nil
 		case isProblem(err, ":accountDoesNotExist"):
 			return nil, fmt.Errorf("%w: %w", errAccountGone, err)
+		case isProblem(err, ":alreadyReplaced") && f.shared() && !f.emergency:
+			m.log.Info("fleet.peer_renewing", "name", spec.Name, "replaces", *replaces,
+				"generation", f.lease.Generation(), "instance", f.lease.Info().Holder)
+			return nil, fmt.Errorf("%w: %w", errPeerRenewing, err)
 		case errors.As(err, &ae) && !isProblem(err, ":rateLimited"):
 			m.log.Warn("acme.replaces_refused", "name", spec.Name, "replaces", *replaces, "error", err)
 			*replaces = ""
+			if err := m.guard(cs, f); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, fmt.Errorf("issuer: new order: %w", err)
 		}
