@@ -277,7 +277,6 @@ func TestPollFallback(t *testing.T) {
 	cancel()
 }
 
-
 func TestClosedStoreRefusesWrites(t *testing.T) {
 	ca := certstoretest.NewCA(t)
 	s, _, _ := openStore(t, Options{})
