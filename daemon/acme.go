@@ -4,14 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -135,51 +134,67 @@ func certViews(store *certstore.Store, mgr *issuer.Manager) []certView {
 	return out
 }
 
+// policyFlags are the flags only `edgecert iam-policy` has.
+type policyFlags struct {
+	lookup    bool   // -lookup
+	partition string // -partition
+}
+
+func (pf *policyFlags) define(fs *flag.FlagSet) {
+	fs.BoolVar(&pf.lookup, "lookup", false, "iam-policy: ask Route 53 for the zones and CNAME targets (default: no AWS call)")
+	fs.StringVar(&pf.partition, "partition", "", "iam-policy: ARN partition aws, aws-cn or aws-us-gov (default: from the AWS region)")
+}
+
 // printIAMPolicy writes the least-privilege policy for the configured
-// certificates. With -route53-zone-id the policy is scoped to that zone;
-// otherwise each name's zone is looked up through the API when credentials
-// allow, and falls back to hostedzone/* (record names still restricted).
-func printIAMPolicy(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
+// certificates. Offline by default: the zone is -route53-zone-id, or any
+// zone (hostedzone/*, record names still restricted); -dns01-follow-cname
+// needs -lookup, because only Route 53 knows where the CNAMEs point. With
+// -lookup the zones and CNAME targets are found exactly as the daemon finds
+// them. The ARN partition is -partition, else that of the region the AWS
+// SDK is configured with (read locally, no call).
+func printIAMPolicy(ctx context.Context, cfg *Config, pf policyFlags, stdout, stderr io.Writer) error {
 	if len(cfg.Domains) == 0 {
 		return fmt.Errorf("-domains: iam-policy needs the certificates' names")
 	}
-	zoneOf := func(string) string { return cfg.Route53ZoneID }
-	if cfg.Route53ZoneID == "" {
-		lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		var p *route53dns.Provider
-		if r53, err := newRoute53(lctx); err == nil {
-			p, _ = route53dns.New(r53, route53dns.Options{PrivateZone: cfg.PrivateZone})
-		}
-		zoneOf = func(name string) string {
-			if p == nil {
-				return ""
-			}
-			id, err := p.ZoneID(lctx, name)
-			if err != nil {
-				fmt.Fprintf(stderr, "edgecert: zone of %s not found (%v); using hostedzone/*\n", name, err)
-				return ""
-			}
-			return id
-		}
-	}
-	zones := map[string][]string{}
+	var domains []string
 	for _, cert := range cfg.Domains {
-		for _, d := range cert {
-			name := strings.TrimPrefix(d, "*.")
-			rec := "_acme-challenge." + name
-			z := zoneOf(name)
-			if !slices.Contains(zones[z], rec) {
-				zones[z] = append(zones[z], rec)
-			}
+		domains = append(domains, cert...)
+	}
+	opts := route53dns.Options{ZoneID: cfg.Route53ZoneID, PrivateZone: cfg.PrivateZone, FollowCNAME: cfg.FollowCNAME}
+	if pf.partition == "" {
+		awsCfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return fmt.Errorf("-partition: aws config: %w", err)
+		}
+		pf.partition = route53dns.PartitionOf(awsCfg.Region)
+	}
+	var pol route53dns.Policy
+	var err error
+	if pf.lookup {
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		var r53 *route53.Client
+		if r53, err = newRoute53(lctx); err != nil {
+			return err
+		}
+		var p *route53dns.Provider
+		if p, err = route53dns.New(r53, opts); err != nil {
+			return err
+		}
+		pol, err = p.PolicyFor(lctx, domains, pf.partition)
+	} else {
+		if cfg.FollowCNAME {
+			return fmt.Errorf("-dns01-follow-cname: the records are written where the CNAMEs point, which only Route 53 knows: add -lookup")
+		}
+		pol, err = route53dns.PolicyFor(domains, opts, pf.partition)
+		if err == nil && cfg.Route53ZoneID == "" {
+			fmt.Fprintln(stderr, "edgecert: no -route53-zone-id: the policy allows the record names in any hosted zone; pin the zone with -route53-zone-id or look it up with -lookup")
 		}
 	}
-	var pz []route53dns.PolicyZone
-	for id, names := range zones {
-		pz = append(pz, route53dns.PolicyZone{ZoneID: id, RecordNames: names})
+	if err != nil {
+		return err
 	}
-	sort.Slice(pz, func(i, j int) bool { return pz[i].ZoneID < pz[j].ZoneID })
-	b, err := route53dns.PolicyJSON(pz)
+	b, err := pol.JSON()
 	if err != nil {
 		return err
 	}

@@ -216,9 +216,13 @@ func newFlagSet(c *Config, out io.Writer) *flag.FlagSet {
 // validates. A variable that is set but empty counts: EDGECERT_HTTP_ADDR=
 // disables the redirect listener. Errors name the flag (or its variable) and
 // the problem on one line.
-func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (*Config, error) {
+// Commands other than run may define flags of their own with extra.
+func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer, extra ...func(*flag.FlagSet)) (*Config, error) {
 	c := &Config{}
 	fs := newFlagSet(c, out)
+	for _, f := range extra {
+		f(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -78,7 +78,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgecert: unknown command %q\n%s", args[0], usage)
 		return exitUsage
 	}
-	cfg, err := parseConfig(args[1:], os.LookupEnv, stderr)
+	var pf policyFlags
+	var extra []func(*flag.FlagSet)
+	if args[0] == "iam-policy" {
+		extra = append(extra, pf.define)
+	}
+	cfg, err := parseConfig(args[1:], os.LookupEnv, stderr, extra...)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -89,7 +94,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if args[0] == "iam-policy" {
-		if err := printIAMPolicy(ctx, cfg, stdout, stderr); err != nil {
+		if err := printIAMPolicy(ctx, cfg, pf, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "edgecert: %v\n", err)
 			return exitFailure
 		}

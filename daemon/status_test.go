@@ -53,7 +53,7 @@ func TestStatusAndIAMPolicyAgainstTheRig(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := printIAMPolicy(context.Background(), cfg, &out, io.Discard); err != nil {
+	if err := printIAMPolicy(context.Background(), cfg, policyFlags{lookup: true}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	checkPolicy(t, out.String(), "arn:aws:route53:::hostedzone/"+rigZoneID, "_acme-challenge.example.test")
@@ -66,6 +66,9 @@ func TestIAMPolicyWithPinnedZone(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	checkPolicy(t, out.String(), "arn:aws:route53:::hostedzone/Z123", "_acme-challenge.a.example.org", "_acme-challenge.b.example.org")
+	if strings.Contains(out.String(), "ListHostedZonesByName") {
+		t.Errorf("policy with -route53-zone-id grants ListHostedZonesByName:\n%s", out.String())
+	}
 	if strings.Count(out.String(), "_acme-challenge.a.example.org\"") != 1 {
 		t.Errorf("apex and wildcard must share one record name:\n%s", out.String())
 	}
