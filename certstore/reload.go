@@ -71,8 +71,10 @@ func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error
 		switch prev := old.byName[name]; {
 		case prev == nil:
 			s.log.Info("cert.loaded", e.logAttrs()...)
+			s.observeLoaded()
 		case prev != e:
 			s.log.Info("cert.reloaded", append(e.logAttrs(), slog.String("old_serial", prev.Serial()), slog.String("old_version", prev.Version))...)
+			s.observeLoaded()
 		}
 	}
 	for name, prev := range old.byName {
@@ -103,6 +105,7 @@ func (s *Store) rejectLocked(seen map[string][32]byte, key string, sum [32]byte,
 		return
 	}
 	s.log.Warn("cert.rejected", attrs...)
+	s.observeRejected(attrs)
 }
 
 // loadStored returns the entry to serve for store certificate name: the

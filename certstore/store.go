@@ -46,6 +46,19 @@ type Options struct {
 	// before reloading, so a burst of events causes one reload. Zero or less
 	// means DefaultDebounce (100ms).
 	Debounce time.Duration
+	// Observer, if not nil, is told about every version the store starts
+	// serving and every version it refuses (see Observer).
+	Observer Observer
+}
+
+// Observer receives the store's load events for metrics: StoreLoaded with
+// each cert.loaded or cert.reloaded, StoreRejected with each cert.rejected
+// (once per content, as logged) and the reason's class (RejectClass). It is
+// called with the store's write lock held: it must not block or call back
+// into the Store.
+type Observer interface {
+	StoreLoaded()
+	StoreRejected(reasonClass string)
 }
 
 // Store is a certificate store rooted at one directory. All methods are safe
@@ -57,6 +70,7 @@ type Options struct {
 type Store struct {
 	dir, certsDir, dataDir string
 	log                    *slog.Logger
+	obs                    Observer // nil: nothing is told
 	keep                   int
 	now                    func() time.Time
 	def                    string
@@ -98,6 +112,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		certsDir:    filepath.Join(dir, certsDirName),
 		dataDir:     filepath.Join(dir, dataDirName),
 		log:         opts.Logger,
+		obs:         opts.Observer,
 		keep:        opts.Keep,
 		now:         opts.Now,
 		def:         opts.Default,
