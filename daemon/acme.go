@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgecert/edgecert/certstore"
 	"github.com/edgecert/edgecert/daemon/issuer"
+	"github.com/edgecert/edgecert/daemon/metrics"
 	"github.com/edgecert/edgecert/daemon/route53dns"
 )
 
@@ -26,7 +27,7 @@ import (
 // elsewhere, AWS_ENDPOINT_URL_ROUTE_53 for another endpoint. Credentials never
 // come from flags. Route 53 is a global service homed in us-east-1, which is
 // used when no region is configured.
-func newRoute53(ctx context.Context) (*route53.Client, error) {
+func newRoute53(ctx context.Context, optFns ...func(*route53.Options)) (*route53.Client, error) {
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: aws config: %w", err)
@@ -34,14 +35,15 @@ func newRoute53(ctx context.Context) (*route53.Client, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
-	return route53.NewFromConfig(awsCfg), nil
+	return route53.NewFromConfig(awsCfg, optFns...), nil
 }
 
 // newIssuer wires the ACME manager: the store persists, Route 53 answers
 // DNS-01. now is the issuer's clock for scheduling decisions; nil is
-// time.Now (tests shift it).
-func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *slog.Logger, now func() time.Time) (*issuer.Manager, error) {
-	r53, err := newRoute53(ctx)
+// time.Now (tests shift it). rec counts ACME and Route 53 requests and
+// order results (nil: nothing is counted).
+func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *slog.Logger, now func() time.Time, rec *metrics.Recorder) (*issuer.Manager, error) {
+	r53, err := newRoute53(ctx, func(o *route53.Options) { o.APIOptions = append(o.APIOptions, rec.Route53APIOption()) })
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +62,7 @@ func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *sl
 	if err != nil {
 		return nil, err
 	}
+	hc.Transport = rec.Transport(hc.Transport, cfg.ACMEDirectory)
 	var specs []issuer.CertSpec
 	for _, d := range cfg.Domains {
 		specs = append(specs, issuer.CertSpec{Name: d[0], Domains: d})
@@ -78,6 +81,7 @@ func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *sl
 		Solver:       solver,
 		Logger:       log.With("component", "acme"),
 		Now:          now,
+		Metrics:      rec,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
@@ -109,6 +113,7 @@ func certViews(store *certstore.Store, mgr *issuer.Manager) []certView {
 		v := &certView{Name: e.Name, Source: e.Source, Profile: e.Meta.Profile}
 		if leaf := e.Cert.Leaf; leaf != nil {
 			v.Names = leaf.DNSNames
+			v.Issuer = leaf.Issuer.CommonName
 			v.Serial = fmt.Sprintf("%x", leaf.SerialNumber)
 			v.NotBefore, v.NotAfter = leaf.NotBefore, leaf.NotAfter
 		}
@@ -121,9 +126,10 @@ func certViews(store *certstore.Store, mgr *issuer.Manager) []certView {
 				v = &certView{Name: s.Name}
 				byName[s.Name] = v
 			}
-			v.NextRenewal, v.Reason = s.NextRenewal, s.Reason
+			v.Managed = true
+			v.NextRenewal, v.Reason, v.PlannedRenewal = s.NextRenewal, s.Reason, s.Planned
 			v.ARIStart, v.ARIEnd = s.ARIStart, s.ARIEnd
-			v.LastSuccess, v.LastError, v.Failures = s.LastSuccess, s.LastError, s.Failures
+			v.LastSuccess, v.LastFailure, v.LastError, v.Failures = s.LastSuccess, s.LastFailure, s.LastError, s.Failures
 		}
 	}
 	out := make([]certView, 0, len(byName))

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/edgecert/edgecert/daemon/metrics"
 )
 
 // certView is what the admin listener reports about one certificate: what is
@@ -16,16 +18,22 @@ type certView struct {
 	Names       []string  `json:"names,omitempty"`
 	Source      string    `json:"source,omitempty"`
 	Serial      string    `json:"serial,omitempty"`
+	Issuer      string    `json:"issuer,omitempty"`
 	NotBefore   time.Time `json:"not_before,omitzero"`
 	NotAfter    time.Time `json:"not_after,omitzero"`
 	Profile     string    `json:"profile,omitempty"`
 	NextRenewal time.Time `json:"next_renewal,omitzero"`
-	Reason      string    `json:"reason,omitempty"`
-	ARIStart    time.Time `json:"ari_window_start,omitzero"`
-	ARIEnd      time.Time `json:"ari_window_end,omitzero"`
-	LastSuccess time.Time `json:"last_success,omitzero"`
-	LastError   string    `json:"last_error,omitempty"`
-	Failures    int       `json:"consecutive_failures"`
+	// PlannedRenewal is the chosen renewal time; NextRenewal is the next
+	// attempt (later than planned while failures back off).
+	PlannedRenewal time.Time `json:"planned_renewal,omitzero"`
+	Reason         string    `json:"reason,omitempty"`
+	ARIStart       time.Time `json:"ari_window_start,omitzero"`
+	ARIEnd         time.Time `json:"ari_window_end,omitzero"`
+	LastSuccess    time.Time `json:"last_success,omitzero"`
+	LastFailure    time.Time `json:"last_failure,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
+	Failures       int       `json:"consecutive_failures"`
+	Managed        bool      `json:"managed"` // renewed by the issuer (not an operator file pair)
 }
 
 // adminHandler serves /livez (the process answers), /readyz (at least one
@@ -55,45 +63,18 @@ func adminHandler(views func() []certView, ready func() (bool, string), reg *pro
 	return mux
 }
 
-// certCollector exports certificate state at scrape time, so nothing is
-// counted on the handshake or request path.
-type certCollector struct {
-	views func() []certView
-
-	notAfter, nextRenewal, lastSuccess, failures, info *prometheus.Desc
-}
-
-func newCertCollector(views func() []certView) *certCollector {
-	l := []string{"name"}
-	return &certCollector{
-		views:       views,
-		notAfter:    prometheus.NewDesc("edgecert_certificate_not_after_timestamp_seconds", "Expiry of the certificate being served.", l, nil),
-		nextRenewal: prometheus.NewDesc("edgecert_certificate_next_renewal_timestamp_seconds", "When the next renewal attempt is scheduled.", l, nil),
-		lastSuccess: prometheus.NewDesc("edgecert_certificate_last_success_timestamp_seconds", "Last successful issuance.", l, nil),
-		failures:    prometheus.NewDesc("edgecert_certificate_consecutive_failures", "Failed renewal attempts since the last success.", l, nil),
-		info:        prometheus.NewDesc("edgecert_certificate_info", "Certificate served (value 1).", []string{"name", "serial", "source", "profile"}, nil),
-	}
-}
-
-func (c *certCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.notAfter, c.nextRenewal, c.lastSuccess, c.failures, c.info} {
-		ch <- d
-	}
-}
-
-func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
-	ts := func(d *prometheus.Desc, t time.Time, name string) {
-		if !t.IsZero() {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(t.Unix()), name)
+// metricCerts converts the admin views to the metrics package's model.
+func metricCerts(views []certView) []metrics.Cert {
+	out := make([]metrics.Cert, len(views))
+	for i, v := range views {
+		out[i] = metrics.Cert{
+			Name: v.Name, Serial: v.Serial, Issuer: v.Issuer, Profile: v.Profile, Source: v.Source,
+			NotBefore: v.NotBefore, NotAfter: v.NotAfter,
+			Renewal: v.PlannedRenewal, NextAttempt: v.NextRenewal,
+			ARIStart: v.ARIStart, ARIEnd: v.ARIEnd,
+			LastSuccess: v.LastSuccess, LastFailure: v.LastFailure, Failures: v.Failures,
+			Managed: v.Managed,
 		}
 	}
-	for _, v := range c.views() {
-		ts(c.notAfter, v.NotAfter, v.Name)
-		ts(c.nextRenewal, v.NextRenewal, v.Name)
-		ts(c.lastSuccess, v.LastSuccess, v.Name)
-		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.GaugeValue, float64(v.Failures), v.Name)
-		if v.Serial != "" {
-			ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, v.Name, v.Serial, v.Source, v.Profile)
-		}
-	}
+	return out
 }

@@ -75,7 +75,7 @@ func TestRenewalFaultsKeepServing(t *testing.T) {
 			}
 			defer store.Close()
 			var shift atomic.Int64
-			mgr, err := newIssuer(ctx, cfg, store, log, func() time.Time { return time.Now().Add(time.Duration(shift.Load())) })
+			mgr, err := newIssuer(ctx, cfg, store, log, func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

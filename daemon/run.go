@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgecert/edgecert/certstore"
 	"github.com/edgecert/edgecert/daemon/issuer"
+	"github.com/edgecert/edgecert/daemon/metrics"
 	"github.com/edgecert/edgecert/routes"
 )
 
@@ -50,7 +51,11 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("daemon: -state-dir: %w", err)
 	}
-	store, err := certstore.Open(ctx, cfg.StateDir, certstore.Options{Logger: log, Default: cfg.defaultCertName()})
+	// One registry for every metric of the process (the recorder's, the
+	// certificate collector's, Go and process metrics).
+	reg := prometheus.NewRegistry()
+	rec := metrics.New(reg)
+	store, err := certstore.Open(ctx, cfg.StateDir, certstore.Options{Logger: log, Default: cfg.defaultCertName(), Observer: rec})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -63,7 +68,7 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 
 	var mgr *issuer.Manager
 	if len(cfg.Domains) > 0 {
-		if mgr, err = newIssuer(ctx, cfg, store, log, nil); err != nil {
+		if mgr, err = newIssuer(ctx, cfg, store, log, nil, rec); err != nil {
 			return err
 		}
 	}
@@ -146,8 +151,8 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 		})
 	}
 	if adminLn != nil {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(newCertCollector(views), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(metrics.NewCertCollector(func() []metrics.Cert { return metricCerts(views()) }, nil),
+			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		serve("admin", &http.Server{Handler: adminHandler(views, ready, reg), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}, adminLn, false)
 	}
 
@@ -162,7 +167,7 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	// Serve at once: certificates already valid in the store are served
 	// while missing ones are being obtained (a handshake for a name with no
 	// certificate yet fails with an alert, never a panic).
-	serve("https", newHTTPSServer(h, settings.config(cfg.ClientCAFile != ""), connCtx, log), httpsLn, true)
+	serve("https", instrument(newHTTPSServer(rec.Handler(h), settings.config(cfg.ClientCAFile != ""), connCtx, log), rec), httpsLn, true)
 	if httpLn != nil {
 		_, port, _ := net.SplitHostPort(httpsLn.Addr().String())
 		serve("http-redirect", newRedirectServer(port, log), httpLn, false)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgecert/edgecert/daemon/metrics"
 )
 
 // Server timeouts. There is deliberately no ReadTimeout or WriteTimeout:
@@ -109,4 +111,20 @@ func newRedirectServer(httpsPort string, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.With("event", "http.error").Handler(), slog.LevelDebug),
 	}
+}
+
+// instrument chains rec's open-connection count into srv's ConnState (after
+// any hook srv already has) and returns srv.
+func instrument(srv *http.Server, rec *metrics.Recorder) *http.Server {
+	if rec == nil {
+		return srv
+	}
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		rec.ConnState(c, s)
+		if prev != nil {
+			prev(c, s)
+		}
+	}
+	return srv
 }

@@ -4,7 +4,7 @@
 # not touched and apt-get update runs at most once, only when something is
 # missing. Needs root and Debian 12 (bookworm).
 #
-# Usage: scripts/install-deps.sh [appliance|bench|all]   (default: appliance)
+# Usage: scripts/install-deps.sh [appliance|bench|monitoring|all]   (default: appliance)
 #
 #   appliance  debootstrap systemd-container packer openssh-client iproute2
 #              curl openssl shellcheck (scripts/appliance/test.sh)
@@ -12,7 +12,10 @@
 #              wrk, for the comparison benchmarks. nginx is installed but not
 #              started (a policy-rc.d denies service starts during the
 #              install): the benchmark runs its own nginx with its own config.
-#   all        both sets
+#   monitoring prometheus, for promtool (check and test of
+#              monitoring/edgecert.rules.yml in make test). Its service is
+#              not started (policy-rc.d, as for bench).
+#   all        every set
 set -eu
 
 mode=${1:-appliance}
@@ -90,15 +93,19 @@ bench)
 	no_service_starts
 	ensure "$nginx_pkg" wrk
 	;;
+monitoring)
+	no_service_starts
+	ensure prometheus
+	;;
 all)
 	# shellcheck disable=SC2086
 	ensure $appliance_pkgs
 	pick_nginx
 	no_service_starts
-	ensure "$nginx_pkg" wrk
+	ensure "$nginx_pkg" wrk prometheus
 	;;
 *)
-	log "unknown mode $mode (want appliance, bench or all)"
+	log "unknown mode $mode (want appliance, bench, monitoring or all)"
 	exit 2
 	;;
 esac

@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
+
+	"github.com/edgecert/edgecert/daemon/metrics"
 )
 
 // Store keys of the opaque blobs this package keeps.
@@ -182,7 +184,7 @@ func (m *Manager) newSession(ctx context.Context) (*session, error) {
 		acct.ExternalAccountBinding = &acme.ExternalAccountBinding{KID: m.cfg.EABKID, Key: m.eab}
 	}
 	status := "registered"
-	_, err = cl.Register(ctx, acct, func(string) bool { return m.cfg.AcceptTOS })
+	_, err = cl.Register(metrics.WithACMEAction(ctx, metrics.ActionNewAccount), acct, func(string) bool { return m.cfg.AcceptTOS })
 	if errors.Is(err, acme.ErrAccountAlreadyExists) {
 		status, err = "reused", nil
 	}

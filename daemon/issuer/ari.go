@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/acme/autocert"
+
+	"github.com/edgecert/edgecert/daemon/metrics"
 )
 
 // ARI polling bounds: Retry-After is honoured within them; without one the
@@ -61,7 +63,7 @@ func (m *Manager) fetchARI(ctx context.Context, renewalInfo string, leaf *x509.C
 			End   time.Time `json:"end"`
 		} `json:"suggestedWindow"`
 	}
-	hdr, err := m.getJSON(ctx, strings.TrimSuffix(renewalInfo, "/")+"/"+id, &body)
+	hdr, err := m.getJSON(metrics.WithACMEAction(ctx, metrics.ActionRenewalInfo), strings.TrimSuffix(renewalInfo, "/")+"/"+id, &body)
 	if err != nil {
 		return Window{}, 0, fmt.Errorf("issuer: renewalInfo: %w", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/edgecert/edgecert/daemon/metrics"
 )
 
 // Solver publishes DNS-01 TXT records (daemon/route53dns implements it).
@@ -88,6 +90,10 @@ type Config struct {
 	Now func() time.Time
 	// OrderTimeout bounds one issuance attempt; 0 means 10 minutes.
 	OrderTimeout time.Duration
+	// Metrics receives order results; nil records nothing. ACME requests
+	// are counted by Metrics.Transport in HTTPClient, from the actions this
+	// package tags each call's context with.
+	Metrics *metrics.Recorder
 }
 
 // validate checks c, fills defaults and returns the decoded EAB key.

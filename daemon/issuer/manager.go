@@ -66,6 +66,7 @@ type certState struct {
 	lastErr     string    // error of the last failed attempt
 	lastReason  string    // reason of the last attempt
 	lastSuccess time.Time // when the last issuance succeeded
+	lastFailure time.Time // when the last attempt failed
 	nextTry     time.Time // no attempt before this (backoff, minReissue)
 
 	ari         *ariState // ARI window of the served certificate, if known
@@ -92,9 +93,13 @@ type CertStatus struct {
 	// profile_changed) when a retry after failure is scheduled.
 	NextRenewal time.Time
 	Reason      string
+	// Planned is the chosen renewal time of the served certificate (zero
+	// until planned); unlike NextRenewal, failures do not move it.
+	Planned time.Time
 	// ARIStart and ARIEnd are the CA's suggested window; zero if unknown.
 	ARIStart, ARIEnd time.Time
 	LastSuccess      time.Time
+	LastFailure      time.Time
 	LastError        string
 	Failures         int // consecutive failed attempts
 }
@@ -184,10 +189,13 @@ func (m *Manager) Status() []CertStatus {
 		case cs.planKey != "":
 			st.NextRenewal, st.Reason = maxTime(cs.planAt, cs.nextTry), cs.planWhy
 		}
+		if cs.planKey != "" {
+			st.Planned = cs.planAt
+		}
 		if cs.ari != nil && cs.ari.Serial == st.Serial {
 			st.ARIStart, st.ARIEnd = cs.ari.Window.Start, cs.ari.Window.End
 		}
-		st.LastSuccess, st.LastError, st.Failures = cs.lastSuccess, cs.lastErr, cs.failures
+		st.LastSuccess, st.LastFailure, st.LastError, st.Failures = cs.lastSuccess, cs.lastFailure, cs.lastErr, cs.failures
 		m.mu.Unlock()
 		out = append(out, st)
 	}
@@ -434,6 +442,7 @@ func (m *Manager) attempt(ctx context.Context, cs *certState, reason string, cur
 		cs.nextTry = now.Add(minReissue)
 		cs.ari = nil // the window was for the previous certificate
 		m.mu.Unlock()
+		m.cfg.Metrics.Order(orderResult(nil))
 		m.plan(ctx, cs, e, now)
 		return nil
 	}
@@ -445,9 +454,11 @@ func (m *Manager) attempt(ctx context.Context, cs *certState, reason string, cur
 	}
 	cs.failures++
 	cs.lastErr = err.Error()
+	cs.lastFailure = now
 	cs.nextTry = now.Add(Backoff(cs.failures, retryAfterOf(err), m.rnd))
 	attemptNo, next := cs.failures, cs.nextTry
 	m.mu.Unlock()
+	m.cfg.Metrics.Order(orderResult(err))
 	m.log.Error("cert.renewal_failed", "name", cs.spec.Name, "reason", reason, "error", err,
 		"attempt", attemptNo, "next_try", next.UTC().Format(time.RFC3339))
 	return fmt.Errorf("issuer: %s: %w", cs.spec.Name, err)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/acme"
 
 	"github.com/edgecert/edgecert/certstore"
+	"github.com/edgecert/edgecert/daemon/metrics"
 )
 
 // Bounds for work that must finish even when the order's context ended.
@@ -72,7 +73,7 @@ func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reas
 	if err := m.authorize(ctx, s, spec.Name, order); err != nil {
 		return nil, err
 	}
-	order, err = s.client.WaitOrder(ctx, order.URI)
+	order, err = s.client.WaitOrder(metrics.WithACMEAction(ctx, metrics.ActionOrder), order.URI)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: wait for order: %w", err)
 	}
@@ -84,7 +85,7 @@ func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reas
 	if err != nil {
 		return nil, fmt.Errorf("issuer: csr: %w", err)
 	}
-	ders, _, err := s.client.CreateCertFromOrder(ctx, order, csr, true)
+	ders, _, err := s.client.CreateCertFromOrder(metrics.WithACMEAction(ctx, metrics.ActionFinalize), order, csr, true)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: finalize: %w", err)
 	}
@@ -129,6 +130,7 @@ func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reas
 // outside an emergency means a peer is renewing: errPeerRenewing.
 func (m *Manager) createOrder(ctx context.Context, s *session, cs *certState, f fence, replaces *string) (*acme.Order, error) {
 	spec := cs.spec
+	ctx = metrics.WithACMEAction(ctx, metrics.ActionNewOrder)
 	if *replaces != "" {
 		o, err := s.newOrderReplaces(ctx, m.hc, spec.Domains, m.cfg.Profile, *replaces)
 		var ae *acme.Error
@@ -181,7 +183,7 @@ type challenge struct {
 func (m *Manager) authorize(ctx context.Context, s *session, name string, order *acme.Order) (err error) {
 	var todo []challenge
 	for _, u := range order.AuthzURLs {
-		z, err := s.client.GetAuthorization(ctx, u)
+		z, err := s.client.GetAuthorization(metrics.WithACMEAction(ctx, metrics.ActionAuthorization), u)
 		if err != nil {
 			return fmt.Errorf("issuer: get authorization: %w", err)
 		}
@@ -239,7 +241,7 @@ func (m *Manager) authorize(ctx context.Context, s *session, name string, order 
 		return err
 	}
 	for _, c := range todo {
-		if _, err := s.client.Accept(ctx, c.chal); err != nil {
+		if _, err := s.client.Accept(metrics.WithACMEAction(ctx, metrics.ActionChallenge), c.chal); err != nil {
 			return fmt.Errorf("issuer: accept challenge for %s: %w", c.domain, err)
 		}
 	}
@@ -330,6 +332,7 @@ const (
 // invalid (an *acme.AuthorizationError naming the challenges' errors), or ctx
 // ends.
 func waitAuthorization(ctx context.Context, c *acme.Client, url string) error {
+	ctx = metrics.WithACMEAction(ctx, metrics.ActionAuthorization)
 	d := authzPollFirst
 	for {
 		z, err := c.GetAuthorization(ctx, url)

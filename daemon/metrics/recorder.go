@@ -14,6 +14,12 @@ const (
 	OrderInvalid     = "invalid"      // the CA refused: authorization or order invalid
 	OrderRateLimited = "rate_limited" // the CA answered rateLimited / 429
 	OrderError       = "error"        // anything else: DNS, Route 53, network, store
+	// Fleet results: a peer is renewing (the CA said alreadyReplaced), the
+	// lease was lost mid-order (nothing published), the duplicate guard
+	// refused a non-ARI order.
+	OrderAlreadyReplaced = "already_replaced"
+	OrderLeaseLost       = "lease_lost"
+	OrderDuplicateGuard  = "duplicate_guard"
 )
 
 // Route 53 outcomes (edgecert_route53_requests_total{outcome}).
@@ -70,7 +76,7 @@ func New(reg prometheus.Registerer) *Recorder {
 		}, []string{"action"}),
 		orders: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "acme_orders_total",
-			Help: "Issuance attempts by result: valid, invalid, rate_limited, error.",
+			Help: "Issuance attempts by result: valid, invalid, rate_limited, error, already_replaced, lease_lost, duplicate_guard.",
 		}, []string{"result"}),
 		r53Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "route53_requests_total",
@@ -91,7 +97,7 @@ func New(reg prometheus.Registerer) *Recorder {
 		}, []string{"reason"}),
 		http: newHTTPMetrics(),
 	}
-	for _, res := range []string{OrderValid, OrderInvalid, OrderRateLimited, OrderError} {
+	for _, res := range []string{OrderValid, OrderInvalid, OrderRateLimited, OrderError, OrderAlreadyReplaced, OrderLeaseLost, OrderDuplicateGuard} {
 		r.orders.WithLabelValues(res)
 	}
 	for _, op := range route53Operations {

@@ -63,10 +63,13 @@ func TestLint(t *testing.T) {
 func TestInitialSeries(t *testing.T) {
 	_, reg := newTestRecorder(t)
 	want := `
-# HELP edgecert_acme_orders_total Issuance attempts by result: valid, invalid, rate_limited, error.
+# HELP edgecert_acme_orders_total Issuance attempts by result: valid, invalid, rate_limited, error, already_replaced, lease_lost, duplicate_guard.
 # TYPE edgecert_acme_orders_total counter
+edgecert_acme_orders_total{result="already_replaced"} 0
+edgecert_acme_orders_total{result="duplicate_guard"} 0
 edgecert_acme_orders_total{result="error"} 0
 edgecert_acme_orders_total{result="invalid"} 0
+edgecert_acme_orders_total{result="lease_lost"} 0
 edgecert_acme_orders_total{result="rate_limited"} 0
 edgecert_acme_orders_total{result="valid"} 0
 # HELP edgecert_store_reloads_total Certificate versions the store loaded (ok) or refused to serve (rejected).
