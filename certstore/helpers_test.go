@@ -107,18 +107,6 @@ func servedSerial(s *Store, serverName string) (string, error) {
 	return c.Leaf.SerialNumber.Text(16), nil
 }
 
-// waitFor polls cond until it is true or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // issueWindow issues a certificate for names valid from an hour ago until
 // notAfter.
 func issueWindow(t testing.TB, ca *certstoretest.CA, notAfter time.Time, names ...string) (chain, key []byte) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgecert/edgecert/internal/logtest"
+	"github.com/edgecert/edgecert/internal/poll"
 
 	"github.com/edgecert/edgecert/certstore/certstoretest"
 )
@@ -210,14 +211,14 @@ func TestWatch(t *testing.T) {
 
 	chain, key := ca.Valid(t, "new.example.com")
 	writeExternal(t, dir, "new", chain, key, []byte("{}"))
-	waitFor(t, timeout, "a new name written by another process", serves("new.example.com", certstoretest.Serial(t, chain)))
+	poll.Until(t, timeout, "a new name written by another process", serves("new.example.com", certstoretest.Serial(t, chain)))
 
 	chain2, key2 := ca.Valid(t, "new.example.com")
 	writeExternal(t, dir, "new", chain2, key2, []byte("{}"))
-	waitFor(t, timeout, "a new version written by another process", serves("new.example.com", certstoretest.Serial(t, chain2)))
+	poll.Until(t, timeout, "a new version written by another process", serves("new.example.com", certstoretest.Serial(t, chain2)))
 
 	bad := writeExternal(t, dir, "new", chain2, []byte("garbage"), []byte("{}"))
-	waitFor(t, timeout, "cert.rejected for a corrupt version", func() bool {
+	poll.Until(t, timeout, "cert.rejected for a corrupt version", func() bool {
 		return len(rec.Find("cert.rejected", map[string]string{"name": "new", "version": bad})) > 0
 	})
 	if got, _ := servedSerial(s, "new.example.com"); got != certstoretest.Serial(t, chain2) {
@@ -230,7 +231,7 @@ func TestWatch(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(op, ".key.tmp"), opKey2, 0o600))
 	must(t, os.Rename(filepath.Join(op, ".cert.tmp"), certFile))
 	must(t, os.Rename(filepath.Join(op, ".key.tmp"), keyFile))
-	waitFor(t, timeout, "the renamed operator pair", serves("op.example.com", certstoretest.Serial(t, opChain2)))
+	poll.Until(t, timeout, "the renamed operator pair", serves("op.example.com", certstoretest.Serial(t, opChain2)))
 
 	// PutCert from this process still works alongside the watcher.
 	chain3, key3 := ca.Valid(t, "new.example.com")
@@ -240,7 +241,7 @@ func TestWatch(t *testing.T) {
 	}
 
 	must(t, os.RemoveAll(filepath.Join(dir, "certs", "new")))
-	waitFor(t, timeout, "a deleted name to stop being served", func() bool {
+	poll.Until(t, timeout, "a deleted name to stop being served", func() bool {
 		_, ok := s.Current("new")
 		return !ok
 	})

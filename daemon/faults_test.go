@@ -13,6 +13,7 @@ import (
 	"github.com/edgecert/edgecert/daemon/issuer"
 	"github.com/edgecert/edgecert/internal/devrig/fakeroute53"
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
+	"github.com/edgecert/edgecert/internal/poll"
 )
 
 // TestRenewalFaultsKeepServing wires the production pieces (certstore,
@@ -93,7 +94,7 @@ func TestRenewalFaultsKeepServing(t *testing.T) {
 			go mgr.Run(ctx)
 
 			var st issuer.CertStatus
-			waitFor(t, "the renewal attempt", 30*time.Second, func() bool {
+			poll.Until(t, 30*time.Second, "the renewal attempt", func() bool {
 				st = mgr.Status()[0]
 				cur, _ := store.Current("example.test")
 				return st.Failures > 0 || cur.Serial() != old.Serial()
@@ -119,7 +120,7 @@ func TestRenewalFaultsKeepServing(t *testing.T) {
 				t.Errorf("%d ChangeResourceRecordSets calls; want at most %d", n, tt.maxChange)
 			}
 			cancel()
-			waitFor(t, "challenge records removed from the API", 10*time.Second, func() bool {
+			poll.Until(t, 10*time.Second, "challenge records removed from the API", func() bool {
 				return len(r.r53.TXT(rigZoneID, "_acme-challenge.example.test")) == 0
 			})
 			if cur, _ := store.Current("example.test"); cur == nil {

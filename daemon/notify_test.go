@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
+	"github.com/edgecert/edgecert/internal/poll"
 )
 
 // notifySocket listens where systemd would and collects every datagram.
@@ -69,12 +70,12 @@ func TestSystemdProtocol(t *testing.T) {
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 	d := start(t, r.config(t, t.TempDir()))
 
-	waitFor(t, "READY=1", 5*time.Second, func() bool { return ns.count("READY=1\nSTATUS=serving 1 certificate(s)") == 1 })
-	waitFor(t, "three watchdog pings", 5*time.Second, func() bool { return ns.count("WATCHDOG=1") >= 3 })
+	poll.Until(t, 5*time.Second, "READY=1", func() bool { return ns.count("READY=1\nSTATUS=serving 1 certificate(s)") == 1 })
+	poll.Until(t, 5*time.Second, "three watchdog pings", func() bool { return ns.count("WATCHDOG=1") >= 3 })
 
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	<-d.reloaded
-	waitFor(t, "RELOADING=1 then READY=1", 5*time.Second, func() bool {
+	poll.Until(t, 5*time.Second, "RELOADING=1 then READY=1", func() bool {
 		return ns.count("RELOADING=1") == 1 && ns.count("READY=1") == 2
 	})
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgecert/edgecert/certstore/certstoretest"
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
+	"github.com/edgecert/edgecert/internal/poll"
 )
 
 // TestDaemonEndToEnd runs the real daemon against the offline rig: it
@@ -83,19 +84,17 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file %s: %v, mode %v; want 0600", key, err, fi.Mode())
 	}
-	// Cleanup has been accepted by the API when the order ends; the name
-	// server drops the set once that change is INSYNC.
-	if v := r.r53.TXT(rigZoneID, "_acme-challenge.example.test"); v != nil {
-		t.Errorf("challenge values %q left in the zone", v)
+	// Cleanup went through the API before issuance returned; the name
+	// servers serve it once the change is INSYNC (InsyncAfter later).
+	if v := r.r53.TXT(rigZoneID, "_acme-challenge.example.test"); len(v) != 0 {
+		t.Errorf("challenge record left behind in the Route 53 API: %q", v)
 	}
-	waitFor(t, "the name server to drop the challenge record", 10*time.Second, func() bool {
-		for _, n := range r.dns.Names() {
-			if strings.Contains(n, "_acme-challenge") {
-				return false
-			}
+	poll.Until(t, 10*time.Second, "every Route 53 change INSYNC", func() bool { return r.r53.Pending() == 0 })
+	for _, n := range r.dns.Names() {
+		if strings.Contains(n, "_acme-challenge") {
+			t.Errorf("challenge record %s left behind", n)
 		}
-		return true
-	})
+	}
 
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	select {
@@ -177,7 +176,7 @@ func TestDaemonOperatorCertificate(t *testing.T) {
 	}
 
 	writePair("b.example.com")
-	waitFor(t, "the replaced operator pair to be served", 10*time.Second, func() bool {
+	poll.Until(t, 10*time.Second, "the replaced operator pair to be served", func() bool {
 		c, err := tls.Dial("tcp", d.addrs["https"], &tls.Config{ServerName: "b.example.com", RootCAs: ca.Pool})
 		if err != nil {
 			return false

@@ -2,6 +2,7 @@ package routes
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgecert/edgecert/internal/poll"
 )
 
 // addrSource is a scripted Options.Addrs: each call returns the next list
@@ -125,13 +128,7 @@ func TestAddrCacheRefreshesInBackground(t *testing.T) {
 	}
 	release()
 
-	deadline := time.Now().Add(20 * time.Second)
-	for ipLinesOf(h) != "10.0.0.2" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the refreshed list never appeared")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, "the refreshed list", func() bool { return ipLinesOf(h) == "10.0.0.2" })
 	// Fresh again: no further calls.
 	calls := src.calls.Load()
 	for range 10 {
@@ -169,13 +166,7 @@ func TestAddrCacheKeepsListOnError(t *testing.T) {
 	advance()
 	ipLinesOf(h)
 	waitCalls(t, src, 3)
-	deadline := time.Now().Add(20 * time.Second)
-	for ipLinesOf(h) != "10.0.0.3" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the list never recovered after the error")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, "the list to recover after the error", func() bool { return ipLinesOf(h) == "10.0.0.3" })
 }
 
 func TestAddrCacheFirstFillError(t *testing.T) {
@@ -192,24 +183,12 @@ func TestAddrCacheFirstFillError(t *testing.T) {
 
 func waitCalls(t *testing.T, src *addrSource, n int32) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for src.calls.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("Addrs reached %d calls, want %d", src.calls.Load(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, fmt.Sprintf("%d calls to Addrs", n), func() bool { return src.calls.Load() >= n })
 }
 
 func waitRefreshIdle(t *testing.T, h *Handler) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for h.addrs.refreshing.Load() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the refresh never finished")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, "the refresh to finish", func() bool { return !h.addrs.refreshing.Load() })
 }
 
 // TestInterfaceAddrs compares the default list with the stdlib's flat list

@@ -15,11 +15,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"golang.org/x/crypto/acme"
 
 	"github.com/edgecert/edgecert/certstore"
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
-	"golang.org/x/crypto/acme"
+	"github.com/edgecert/edgecert/internal/poll"
 )
 
 var apexWild = []string{"example.test", "*.example.test"}
@@ -146,7 +149,7 @@ func TestRenewalARIReplaces(t *testing.T) {
 
 	m := e.manager(t, apexWild, nil) // a restart: fresh scheduling state
 	stop := runManager(t, m)
-	waitFor(t, 30*time.Second, "the ARI renewal", func() bool {
+	poll.Until(t, 30*time.Second, "the ARI renewal", func() bool {
 		c, _ := e.store.Current("example.test")
 		return c.Serial() != old.Serial()
 	})
@@ -195,7 +198,7 @@ func TestRenewalNoARILifetime(t *testing.T) {
 		c.Now = func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }
 	})
 	stop := runManager(t, m)
-	waitFor(t, 30*time.Second, "the lifetime renewal", func() bool {
+	poll.Until(t, 30*time.Second, "the lifetime renewal", func() bool {
 		c, _ := e.store.Current("example.test")
 		return c.Serial() != old.Serial()
 	})
@@ -329,8 +332,24 @@ func TestCADown(t *testing.T) {
 	old := current(t, e.store, "example.test")
 	e.ca.SetDown(true)
 	now := time.Now().Truncate(time.Second)
+	// The manager's clock stands still at now for the two attempts, then
+	// moves with the synctest bubble's clock while Run waits.
+	var moving atomic.Pointer[func() time.Time]
+	// No keep-alive: a connection left idle inside the bubble would keep it
+	// from ever idling, so an early attempt would hang the test instead of
+	// failing it.
+	// The bubble's clock starts in 2000: verify the CA's certificate at now.
+	tr := e.ca.HTTPClient().Transport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true
+	tr.TLSClientConfig.Time = func() time.Time { return now }
 	m := e.manager(t, append(slices.Clone(apexWild), "api.example.test"), func(c *Config) {
-		c.Now = func() time.Time { return now }
+		c.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+		c.Now = func() time.Time {
+			if f := moving.Load(); f != nil {
+				return (*f)()
+			}
+			return now
+		}
 	})
 	m.rnd = fixed(0.5)
 	for attempt := 1; attempt <= 2; attempt++ {
@@ -349,14 +368,32 @@ func TestCADown(t *testing.T) {
 			t.Errorf("attempt %d: want one cert.renewal_failed event with next_try %v", attempt, want)
 		}
 	}
-	// Run honours the backoff: no CA request for a while.
+	// Run honours the backoff: no CA request until the second backoff has
+	// passed (checked to the nanosecond on the bubble's clock). An early
+	// attempt would reach the CA and be counted.
 	before := e.ca.Requests()
-	stop := runManager(t, m)
-	time.Sleep(700 * time.Millisecond)
-	stop()
-	if got := e.ca.Requests(); got != before {
-		t.Errorf("Run sent %d requests during the backoff, want none", got-before)
-	}
+	backoff := Backoff(2, 0, fixed(0.5))
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		clock := func() time.Time { return now.Add(time.Since(start)) }
+		moving.Store(&clock)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			m.Run(ctx)
+			close(done)
+		}()
+		time.Sleep(backoff - time.Nanosecond)
+		synctest.Wait()
+		if got := e.ca.Requests(); got != before {
+			t.Errorf("Run sent %d requests during the %v backoff, want none", got-before, backoff)
+		}
+		if n := len(e.logs.Find("cert.renewal_failed", nil)); n != 2 {
+			t.Errorf("%d cert.renewal_failed events after Run waited out the backoff, want the 2 before it", n)
+		}
+		cancel()
+		<-done
+	})
 }
 
 // TestSolverErrors: a Present error with RetryAfter schedules the next try

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgecert/edgecert/internal/devrig/fakeroute53"
+	"github.com/edgecert/edgecert/internal/poll"
 )
 
 const (
@@ -56,7 +57,7 @@ func TestApexAndWildcardShareOneName(t *testing.T) {
 	if got := e.fake.TXT("ZA", challengeName); !slices.Equal(got, []string{apexValue}) {
 		t.Errorf("after one CleanUp API TXT = %q; want only the apex value", got)
 	}
-	eventually(t, "name server to drop the wildcard value", func() bool {
+	poll.Until(t, 10*time.Second, "name server to drop the wildcard value", func() bool {
 		return slices.Equal(e.dns.TXT(challengeName), []string{apexValue})
 	})
 	if err := p.CleanUp(ctx, "example.test", apexValue); err != nil {
@@ -65,7 +66,7 @@ func TestApexAndWildcardShareOneName(t *testing.T) {
 	if got := e.fake.TXT("ZA", challengeName); got != nil {
 		t.Errorf("after both CleanUps API TXT = %q; want no set", got)
 	}
-	eventually(t, "name server to drop the set", func() bool { return len(e.dns.Names()) == 0 })
+	poll.Until(t, 10*time.Second, "name server to drop the set", func() bool { return len(e.dns.Names()) == 0 })
 
 	for _, l := range rec.lines() {
 		if strings.Contains(l, apexValue) || strings.Contains(l, wildcardValue) {
@@ -189,7 +190,7 @@ func TestConcurrentHostsNeverLoseValues(t *testing.T) {
 	if got := e.fake.TXT("ZA", challengeName); got != nil {
 		t.Errorf("final TXT = %q; want no set", got)
 	}
-	eventually(t, "name server to be empty", func() bool { return len(e.dns.Names()) == 0 })
+	poll.Until(t, 10*time.Second, "name server to be empty", func() bool { return len(e.dns.Names()) == 0 })
 	// 16 successful changes; anything above that was a detected conflict.
 	t.Logf("ChangeResourceRecordSets calls: %d for %d successful changes", e.fake.Calls(fakeroute53.OpChangeResourceRecordSets), 2*len(jobs))
 }
@@ -255,7 +256,7 @@ func TestNoLeftoversAfterFailure(t *testing.T) {
 	if got := e.fake.TXT("ZA", challengeName); got != nil {
 		t.Errorf("TXT = %q; want no set", got)
 	}
-	eventually(t, "name server to be empty", func() bool { return len(e.dns.Names()) == 0 })
+	poll.Until(t, 10*time.Second, "name server to be empty", func() bool { return len(e.dns.Names()) == 0 })
 }
 
 // TestLostResponseIsRetriedIdempotently drops the connection after Route 53
@@ -329,7 +330,7 @@ func TestCancelledWaitThenCleanUp(t *testing.T) {
 		t.Errorf("TXT after CleanUp = %q; want none", got)
 	}
 	e.fake.SetNeverInsync(false)
-	eventually(t, "name server to be empty", func() bool { return len(e.dns.Names()) == 0 })
+	poll.Until(t, 10*time.Second, "name server to be empty", func() bool { return len(e.dns.Names()) == 0 })
 }
 
 func TestNewValidatesAndDefaults(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/edgecert/edgecert/internal/devrig/fakeroute53"
+	"github.com/edgecert/edgecert/internal/poll"
 )
 
 func TestWaitBoundedWhenInsyncIsLate(t *testing.T) {
@@ -171,7 +172,7 @@ func TestQueryFallsBackToTCPOnTruncation(t *testing.T) {
 	}
 	ctx := ctxTimeout(t)
 	var vals []string
-	eventually(t, "truncating server to answer", func() bool {
+	poll.Until(t, 10*time.Second, "truncating server to answer", func() bool {
 		vals, err = p.queryTXT(ctx, addr, challengeName)
 		return err == nil
 	})

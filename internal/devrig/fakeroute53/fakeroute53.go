@@ -322,6 +322,21 @@ func (s *Server) UpsertTXT(zoneID, name string, ttl int64, values ...string) (st
 	return c.id, nil
 }
 
+// Pending reports how many changes are still PENDING, i.e. not yet
+// published to the name servers. A test that checks what DNS serves after
+// the daemon's last API call waits for Pending to reach 0 first.
+func (s *Server) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.order {
+		if c.status == statusPending {
+			n++
+		}
+	}
+	return n
+}
+
 // InsyncTime reports when the change became INSYNC; ok is false while it is
 // PENDING or unknown.
 func (s *Server) InsyncTime(changeID string) (t time.Time, ok bool) {

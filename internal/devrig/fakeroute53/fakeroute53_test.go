@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,13 +47,13 @@ func newRig(t *testing.T, opts Options, zones ...Zone) *rig {
 	return &rig{fake: f, url: hs.URL, client: newClient(hs.URL, aws.NopRetryer{})}
 }
 
-func newClient(url string, r aws.Retryer) *route53.Client {
+func newClient(url string, r aws.Retryer, opts ...func(*route53.Options)) *route53.Client {
 	cfg := aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRETTEST", ""),
 		Retryer:     func() aws.Retryer { return r },
 	}
-	return route53.NewFromConfig(cfg, func(o *route53.Options) { o.BaseEndpoint = aws.String(url) })
+	return route53.NewFromConfig(cfg, append([]func(*route53.Options){func(o *route53.Options) { o.BaseEndpoint = aws.String(url) }}, opts...)...)
 }
 
 func startDNS(t *testing.T) *authdns.Server {
@@ -387,110 +388,154 @@ func queryTXT(t *testing.T, addr, name string) []string {
 	return out
 }
 
-func waitStatus(t *testing.T, r *rig, id string, want types.ChangeStatus) {
+// bubbleRig is a fake reached by an SDK client without retries through an
+// in-memory transport (no socket), for tests inside a synctest bubble: the
+// fake's INSYNC and mirror timers then run on the bubble's clock, so "not
+// yet at d-1ns, done at d" is checked exactly and instantly. It must be
+// made inside the bubble; the DNS servers it publishes to are made outside
+// (their UDP listeners would keep the bubble from ever idling).
+func bubbleRig(t *testing.T, opts Options, zones ...Zone) *rig {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err := r.client.GetChange(t.Context(), &route53.GetChangeInput{Id: aws.String(id)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out.ChangeInfo.Status == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("change %s still %s; want %s", id, out.ChangeInfo.Status, want)
-		}
-		time.Sleep(10 * time.Millisecond)
+	f := New(opts)
+	for _, z := range zones {
+		f.AddZone(z)
 	}
+	t.Cleanup(f.Close)
+	c := newClient("http://fakeroute53.invalid", aws.NopRetryer{}, func(o *route53.Options) { o.HTTPClient = handlerDoer{f} })
+	return &rig{fake: f, client: c}
+}
+
+// handlerDoer serves SDK requests by calling an http.Handler directly.
+type handlerDoer struct{ h http.Handler }
+
+func (d handlerDoer) Do(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	d.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+func (r *rig) status(t *testing.T, id string) types.ChangeStatus {
+	t.Helper()
+	out, err := r.client.GetChange(t.Context(), &route53.GetChangeInput{Id: aws.String(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.ChangeInfo.Status
+}
+
+// served is what dns serves at name, sorted.
+func served(dns *authdns.Server, name string) []string {
+	return sorted(dns.TXT(name))
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
 
 func TestPublishesOnlyAtInsync(t *testing.T) {
 	primary, mirror := startDNS(t), startDNS(t)
-	const lag = 300 * time.Millisecond
-	r := newRig(t, Options{DNS: primary, Mirrors: []Mirror{{DNS: mirror, Lag: lag}}, InsyncAfter: 200 * time.Millisecond}, zoneA)
-	const name = "_acme-challenge.example.test"
-	out, err := r.change(t.Context(), "ZA", chg(types.ChangeActionCreate, txtSet(name, 10, `"tok-a"`, `"tok b"`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.ChangeInfo.Status != types.ChangeStatusPending || !strings.HasPrefix(aws.ToString(out.ChangeInfo.Id), "/change/") {
-		t.Errorf("change info = %s %s; want PENDING /change/...", aws.ToString(out.ChangeInfo.Id), out.ChangeInfo.Status)
-	}
-	id := aws.ToString(out.ChangeInfo.Id)
-	g, err := r.client.GetChange(t.Context(), &route53.GetChangeInput{Id: aws.String(id)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The API holds the set at once; the name servers do not serve it yet.
-	if got := r.fake.TXT("ZA", name); len(got) != 2 {
-		t.Errorf("API TXT = %q; want 2 values", got)
-	}
-	if g.ChangeInfo.Status == types.ChangeStatusPending {
-		if got := queryTXT(t, primary.Addr(), name); len(got) != 0 {
+	const (
+		insync = 200 * time.Millisecond
+		lag    = 300 * time.Millisecond
+		name   = "_acme-challenge.example.test"
+	)
+	synctest.Test(t, func(t *testing.T) {
+		r := bubbleRig(t, Options{DNS: primary, Mirrors: []Mirror{{DNS: mirror, Lag: lag}}, InsyncAfter: insync}, zoneA)
+		submitted := time.Now()
+		out, err := r.change(t.Context(), "ZA", chg(types.ChangeActionCreate, txtSet(name, 10, `"tok-a"`, `"tok b"`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := aws.ToString(out.ChangeInfo.Id)
+		if out.ChangeInfo.Status != types.ChangeStatusPending || !strings.HasPrefix(id, "/change/") {
+			t.Errorf("change info = %s %s; want PENDING /change/...", id, out.ChangeInfo.Status)
+		}
+		// The API holds the set at once; the name servers do not serve it
+		// until the change is INSYNC, the mirror not until its lag after.
+		if got := r.fake.TXT("ZA", name); len(got) != 2 {
+			t.Errorf("API TXT = %q; want 2 values", got)
+		}
+		time.Sleep(insync - time.Nanosecond)
+		synctest.Wait()
+		if st := r.status(t, id); st != types.ChangeStatusPending {
+			t.Errorf("status %v before InsyncAfter = %s; want PENDING", insync-time.Nanosecond, st)
+		}
+		if got := served(primary, name); len(got) != 0 {
 			t.Errorf("served while PENDING: %q", got)
 		}
-	}
-	waitStatus(t, r, id, types.ChangeStatusInsync)
-	insyncAt, ok := r.fake.InsyncTime(id)
-	if !ok {
-		t.Fatal("InsyncTime not set after INSYNC")
-	}
-	want := []string{"tok b", "tok-a"}
-	if got := queryTXT(t, primary.Addr(), name); !slices.Equal(got, want) {
-		t.Errorf("primary serves %q at INSYNC; want %q", got, want)
-	}
-	if time.Since(insyncAt) < lag/2 {
-		if got := queryTXT(t, mirror.Addr(), name); len(got) != 0 {
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if st := r.status(t, id); st != types.ChangeStatusInsync {
+			t.Errorf("status at InsyncAfter = %s; want INSYNC", st)
+		}
+		if at, ok := r.fake.InsyncTime(id); !ok || !at.Equal(submitted.Add(insync)) {
+			t.Errorf("InsyncTime = %v, %v; want %v", at, ok, submitted.Add(insync))
+		}
+		want := []string{"tok b", "tok-a"}
+		if got := served(primary, name); !slices.Equal(got, want) {
+			t.Errorf("primary serves %q at INSYNC; want %q", got, want)
+		}
+		time.Sleep(lag - time.Nanosecond)
+		synctest.Wait()
+		if got := served(mirror, name); len(got) != 0 {
 			t.Errorf("mirror serves %q before its lag", got)
 		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !slices.Equal(queryTXT(t, mirror.Addr(), name), want) {
-		if time.Now().After(deadline) {
-			t.Fatal("mirror never served the set")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if got := served(mirror, name); !slices.Equal(got, want) {
+			t.Errorf("mirror serves %q %v after INSYNC; want %q", got, lag, want)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if since := time.Since(insyncAt); since < lag {
-		t.Errorf("mirror served %v after INSYNC; want >= %v", since, lag)
+	})
+	// The DNS wire answers what the server holds.
+	if got := queryTXT(t, primary.Addr(), name); !slices.Equal(got, []string{"tok b", "tok-a"}) {
+		t.Errorf("primary answers %q over UDP", got)
 	}
 }
 
 func TestNeverInsyncHoldsPublication(t *testing.T) {
 	primary := startDNS(t)
-	r := newRig(t, Options{DNS: primary, InsyncAfter: 10 * time.Millisecond}, zoneA)
-	r.fake.SetNeverInsync(true)
 	const name = "_acme-challenge.example.test"
-	first, err := r.change(t.Context(), "ZA", chg(types.ChangeActionCreate, txtSet(name, 10, `"one"`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := r.change(t.Context(), "ZA",
-		chg(types.ChangeActionDelete, txtSet(name, 10, `"one"`)),
-		chg(types.ChangeActionCreate, txtSet(name, 10, `"one"`, `"two"`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond) // well past InsyncAfter: nothing may happen
-	for _, c := range []*route53.ChangeResourceRecordSetsOutput{first, second} {
-		g, err := r.client.GetChange(t.Context(), &route53.GetChangeInput{Id: c.ChangeInfo.Id})
+	synctest.Test(t, func(t *testing.T) {
+		r := bubbleRig(t, Options{DNS: primary, InsyncAfter: 10 * time.Millisecond}, zoneA)
+		r.fake.SetNeverInsync(true)
+		first, err := r.change(t.Context(), "ZA", chg(types.ChangeActionCreate, txtSet(name, 10, `"one"`)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g.ChangeInfo.Status != types.ChangeStatusPending {
-			t.Errorf("%s = %s while never-insync; want PENDING", aws.ToString(c.ChangeInfo.Id), g.ChangeInfo.Status)
+		second, err := r.change(t.Context(), "ZA",
+			chg(types.ChangeActionDelete, txtSet(name, 10, `"one"`)),
+			chg(types.ChangeActionCreate, txtSet(name, 10, `"one"`, `"two"`)))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if got := primary.Names(); len(got) != 0 {
-		t.Errorf("published while never-insync: %q", got)
-	}
-	r.fake.SetNeverInsync(false)
-	waitStatus(t, r, aws.ToString(second.ChangeInfo.Id), types.ChangeStatusInsync)
-	waitStatus(t, r, aws.ToString(first.ChangeInfo.Id), types.ChangeStatusInsync)
-	if got := queryTXT(t, primary.Addr(), name); !slices.Equal(got, []string{"one", "two"}) {
-		t.Errorf("served %q after release; want the later change's [one two]", got)
-	}
+		time.Sleep(time.Hour) // far past InsyncAfter: nothing may happen
+		synctest.Wait()
+		for _, c := range []*route53.ChangeResourceRecordSetsOutput{first, second} {
+			if st := r.status(t, aws.ToString(c.ChangeInfo.Id)); st != types.ChangeStatusPending {
+				t.Errorf("%s = %s while never-insync; want PENDING", aws.ToString(c.ChangeInfo.Id), st)
+			}
+		}
+		if got := primary.Names(); len(got) != 0 {
+			t.Errorf("published while never-insync: %q", got)
+		}
+		if n := r.fake.Pending(); n != 2 {
+			t.Errorf("Pending() = %d while never-insync; want 2", n)
+		}
+		r.fake.SetNeverInsync(false) // releases both at once, in order
+		for _, c := range []*route53.ChangeResourceRecordSetsOutput{first, second} {
+			if st := r.status(t, aws.ToString(c.ChangeInfo.Id)); st != types.ChangeStatusInsync {
+				t.Errorf("%s = %s after release; want INSYNC", aws.ToString(c.ChangeInfo.Id), st)
+			}
+		}
+		if got := served(primary, name); !slices.Equal(got, []string{"one", "two"}) {
+			t.Errorf("served %q after release; want the later change's [one two]", got)
+		}
+		if n := r.fake.Pending(); n != 0 {
+			t.Errorf("Pending() = %d after release; want 0", n)
+		}
+	})
 }
 
 func TestFaults(t *testing.T) {
