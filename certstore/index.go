@@ -15,14 +15,16 @@ var ErrNoCertificate = errors.New("certstore: no certificate")
 
 // index is an immutable snapshot of everything served. It is built whole by
 // a reload and published through Store.idx; readers never lock.
+//
+// The selection rule (see GetCertificate) lives here and only here: an exact
+// SAN always beats a wildcard; among entries of the same kind the newest
+// wins (newer).
 type index struct {
 	byName map[string]*Entry // certificate name -> entry
-	// exact maps a lower-case DNS name to the entry to serve for it: the best
-	// of the entries naming it exactly and of those with a wildcard covering
-	// it, so a hit needs no second lookup.
+	// exact maps a lower-case DNS name to the newest entry naming it exactly.
 	exact map[string]*Entry
 	// wild maps the parent of a wildcard SAN ("example.com" for
-	// "*.example.com") to the best entry carrying that wildcard.
+	// "*.example.com") to the newest entry carrying that wildcard.
 	wild   map[string]*Entry
 	def    *Entry   // Options.Default's entry, or nil
 	sorted []*Entry // all entries by name
@@ -30,10 +32,21 @@ type index struct {
 
 var emptyIndex = buildIndex(nil, "")
 
-// better reports whether candidate should be served instead of current:
-// the latest NotAfter wins; on a tie current is kept.
-func better(candidate, current *Entry) bool {
-	return current == nil || candidate.NotAfter().After(current.NotAfter())
+// newer reports whether candidate should be served instead of current, two
+// entries matching a name the same way (both exactly, or both by wildcard):
+// the one issued last (latest leaf NotBefore) wins, then the one expiring
+// last (latest NotAfter); on a full tie current is kept. Issue time comes
+// first so that a renewal wins even when it is shorter-lived than what it
+// replaces (a change of ACME profile).
+func newer(candidate, current *Entry) bool {
+	if current == nil {
+		return true
+	}
+	c, cur := candidate.Cert.Leaf, current.Cert.Leaf
+	if !c.NotBefore.Equal(cur.NotBefore) {
+		return c.NotBefore.After(cur.NotBefore)
+	}
+	return c.NotAfter.After(cur.NotAfter)
 }
 
 // buildIndex indexes entries (keyed by certificate name) by their leaf DNS
@@ -53,20 +66,13 @@ func buildIndex(entries map[string]*Entry, defName string) *index {
 	for _, e := range ix.sorted {
 		for _, san := range e.Cert.Leaf.DNSNames {
 			n := normalizeHost(san)
+			m := ix.exact
 			if parent, ok := strings.CutPrefix(n, "*."); ok {
-				if better(e, ix.wild[parent]) {
-					ix.wild[parent] = e
-				}
-				continue
+				n, m = parent, ix.wild
 			}
-			if better(e, ix.exact[n]) {
-				ix.exact[n] = e
+			if newer(e, m[n]) {
+				m[n] = e
 			}
-		}
-	}
-	for n, e := range ix.exact {
-		if w := ix.wild[parentDomain(n)]; w != nil && better(w, e) {
-			ix.exact[n] = w
 		}
 	}
 	ix.def = ix.byName[defName]
@@ -106,10 +112,17 @@ func (ix *index) lookup(serverName string) *Entry {
 //
 // Entries are indexed by their leaf's DNS SANs (not by certificate name or
 // Common Name). Server names match case-insensitively with a trailing dot
-// ignored. A
-// wildcard SAN "*.example.com" matches exactly one extra label
+// ignored. A wildcard SAN "*.example.com" matches exactly one extra label
 // ("a.example.com", not "a.b.example.com" or "example.com"). When several
-// entries match, the one whose leaf has the latest NotAfter is served.
+// entries match:
+//
+//  1. an entry with the name as an exact SAN always beats one matching it
+//     by wildcard, however new the wildcard (as nginx, Caddy and Traefik
+//     choose), so a dedicated certificate keeps its name across renewals;
+//  2. among exact matches, and failing those among wildcard matches, the
+//     newest wins: the latest leaf NotBefore, then the latest NotAfter,
+//     then the first certificate name in sort order.
+//
 // Without a match, or without SNI, the Options.Default entry is served;
 // if there is none the error wraps ErrNoCertificate and the handshake fails.
 func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {

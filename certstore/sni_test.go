@@ -1,6 +1,7 @@
 package certstore
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"testing"
@@ -9,29 +10,49 @@ import (
 	"github.com/edgecert/edgecert/certstore/certstoretest"
 )
 
+// TestGetCertificate is the table of the selection rule: exact SAN beats
+// wildcard whatever their ages; among exact matches, then among wildcards,
+// the newest (latest NotBefore, then latest NotAfter, then first name) wins.
 func TestGetCertificate(t *testing.T) {
 	ca := certstoretest.NewCA(t)
-	now := time.Now()
+	now := time.Now().Truncate(time.Second)
 	day := 24 * time.Hour
 	certs := []struct {
-		name     string
-		notAfter time.Duration
-		sans     []string
+		name      string
+		notBefore time.Duration // before now; 0 means an hour
+		notAfter  time.Duration
+		sans      []string
 	}{
-		{"apex", 30 * day, []string{"example.com", "www.example.com"}},
-		{"wild", 20 * day, []string{"*.example.com"}},
-		{"wildonly", 20 * day, []string{"*.wild.test"}},
-		{"exactlater", 10 * day, []string{"a.later.test"}},
-		{"wildlater", 40 * day, []string{"*.later.test"}},
-		{"dupold", 10 * day, []string{"dup.test"}},
-		{"dupnew", 50 * day, []string{"dup.test"}},
-		{"dupmid", 30 * day, []string{"dup.test"}},
-		{"fallback", 30 * day, []string{"default.test"}},
+		{"apex", 0, 30 * day, []string{"example.com", "www.example.com"}},
+		{"wild", 0, 20 * day, []string{"*.example.com"}},
+		{"wildonly", 0, 20 * day, []string{"*.wild.test"}},
+		// The exact SAN wins although the wildcard is newer on both counts.
+		{"exactolder", 2 * day, 10 * day, []string{"a.later.test"}},
+		{"wildnewer", time.Minute, 40 * day, []string{"later.test", "*.later.test"}},
+		// Issue 11's case: -domains 'demo.test,*.demo.test' -domains api.demo.test.
+		{"demo.test", time.Minute, 90 * day, []string{"demo.test", "*.demo.test"}},
+		{"api.demo.test", time.Hour, 60 * day, []string{"api.demo.test"}},
+		// Among exact matches: latest NotAfter when issued together...
+		{"dupold", 0, 10 * day, []string{"dup.test"}},
+		{"dupnew", 0, 50 * day, []string{"dup.test"}},
+		{"dupmid", 0, 30 * day, []string{"dup.test"}},
+		// ...but issued last beats expiring last (a renewal onto a shorter
+		// profile replaces the longer-lived certificate).
+		{"long90d", 30 * day, 60 * day, []string{"renewed.test"}},
+		{"short6d", time.Minute, 6 * day, []string{"renewed.test"}},
+		// The same among wildcards.
+		{"wild90d", 30 * day, 60 * day, []string{"*.wr.test"}},
+		{"wild6d", time.Minute, 6 * day, []string{"*.wr.test"}},
+		// A full tie goes to the first name.
+		{"tie-b", 0, 30 * day, []string{"tie.test"}},
+		{"tie-a", 0, 30 * day, []string{"tie.test"}},
+		{"fallback", 0, 30 * day, []string{"default.test"}},
 	}
 	withDefault, _, _ := openStore(t, Options{Default: "fallback"})
 	noDefault, _, _ := openStore(t, Options{})
 	for _, c := range certs {
-		chain, key := issueWindow(t, ca, now.Add(c.notAfter), c.sans...)
+		nb := cmp.Or(c.notBefore, time.Hour)
+		chain, key := ca.Issue(t, c.sans, now.Add(-nb), now.Add(c.notAfter))
 		mustPut(t, withDefault, c.name, chain, key, Meta{Names: c.sans})
 		mustPut(t, noDefault, c.name, chain, key, Meta{Names: c.sans})
 	}
@@ -52,10 +73,17 @@ func TestGetCertificate(t *testing.T) {
 		{"wild.test", "fallback", ""},
 		{"a.b.wild.test", "fallback", ""},
 		{".wild.test", "fallback", ""},
-		{"a.later.test", "wildlater", "wildlater"}, // wildcard has the later NotAfter
-		{"b.later.test", "wildlater", "wildlater"},
-		{"later.test", "fallback", ""},
+		{"a.later.test", "exactolder", "exactolder"}, // exact beats a newer wildcard
+		{"A.Later.Test.", "exactolder", "exactolder"},
+		{"b.later.test", "wildnewer", "wildnewer"},
+		{"later.test", "wildnewer", "wildnewer"},
+		{"api.demo.test", "api.demo.test", "api.demo.test"},
+		{"www.demo.test", "demo.test", "demo.test"},
+		{"demo.test", "demo.test", "demo.test"},
 		{"dup.test", "dupnew", "dupnew"},
+		{"renewed.test", "short6d", "short6d"},
+		{"x.wr.test", "wild6d", "wild6d"},
+		{"tie.test", "tie-a", "tie-a"},
 		{"default.test", "fallback", "fallback"},
 		{"unknown.test", "fallback", ""},
 		{"", "fallback", ""},

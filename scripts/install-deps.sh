@@ -4,7 +4,7 @@
 # not touched and apt-get update runs at most once, only when something is
 # missing. Needs root and Debian 12 (bookworm).
 #
-# Usage: scripts/install-deps.sh [appliance|bench|monitoring|all]   (default: appliance)
+# Usage: scripts/install-deps.sh [appliance|bench|monitoring|stress|all]   (default: appliance)
 #
 #   appliance  debootstrap systemd-container packer openssh-client iproute2
 #              curl openssl shellcheck (scripts/appliance/test.sh)
@@ -15,6 +15,7 @@
 #   monitoring prometheus, for promtool (check and test of
 #              monitoring/edgecert.rules.yml in make test). Its service is
 #              not started (policy-rc.d, as for bench).
+#   stress     stress-ng, the CPU load scripts/stress.sh runs the suite under
 #   all        every set
 set -eu
 
@@ -97,15 +98,18 @@ monitoring)
 	no_service_starts
 	ensure prometheus
 	;;
+stress)
+	ensure stress-ng
+	;;
 all)
 	# shellcheck disable=SC2086
 	ensure $appliance_pkgs
 	pick_nginx
 	no_service_starts
-	ensure "$nginx_pkg" wrk prometheus
+	ensure "$nginx_pkg" wrk prometheus stress-ng
 	;;
 *)
-	log "unknown mode $mode (want appliance, bench, monitoring or all)"
+	log "unknown mode $mode (want appliance, bench, monitoring, stress or all)"
 	exit 2
 	;;
 esac
