@@ -8,11 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/edgecert/edgecert/internal/logtest"
-
-	"github.com/edgecert/edgecert/certstore/certstoretest"
 )
 
 // openStore opens a store in a fresh temporary directory with a recording
@@ -105,13 +102,6 @@ func servedSerial(s *Store, serverName string) (string, error) {
 		return "", err
 	}
 	return c.Leaf.SerialNumber.Text(16), nil
-}
-
-// issueWindow issues a certificate for names valid from an hour ago until
-// notAfter.
-func issueWindow(t testing.TB, ca *certstoretest.CA, notAfter time.Time, names ...string) (chain, key []byte) {
-	t.Helper()
-	return ca.Issue(t, names, time.Now().Add(-time.Hour), notAfter)
 }
 
 func newLogger(rec *logtest.Recorder) *slog.Logger { return slog.New(rec) }
