@@ -265,7 +265,7 @@ func TestPollFallback(t *testing.T) {
 	})
 	chain, key := ca.Valid(t, "example.com")
 	writeExternal(t, dir, "site", chain, key, []byte("{}"))
-	waitFor(t, 10*time.Second, "the poll loop to serve an external write", func() bool {
+	poll.Until(t, 10*time.Second, "the poll loop to serve an external write", func() bool {
 		_, ok := s.Current("site")
 		return ok
 	})
