@@ -73,6 +73,11 @@ type Options struct {
 	// NoARI removes renewalInfo from the directory and answers 404 on the
 	// ARI path: a CA without ARI.
 	NoARI bool
+	// ARIRetryAfter, if positive, replaces the Retry-After Pebble sends with
+	// every ARI answer (always 6 h), so that clients poll again soon and see
+	// a window forced by SetRenewalInfo. Truncated to whole seconds, at
+	// least one.
+	ARIRetryAfter time.Duration
 	// NonceReject is the percentage (0-99) of valid nonces Pebble rejects with
 	// badNonce. 0, the default, never rejects (Pebble's own default is 5).
 	NonceReject int
@@ -92,10 +97,10 @@ type Options struct {
 // NewOrder is one newOrder request the CA received, decoded from its JWS
 // payload.
 type NewOrder struct {
-	Identifiers []string // identifier values, as sent
-	Profile     string
-	Replaces    string // ARI certID of the replaced certificate, "" if none
-	Status      int    // HTTP status the CA answered with
+	Identifiers []string `json:"identifiers"` // identifier values, as sent
+	Profile     string   `json:"profile"`
+	Replaces    string   `json:"replaces"` // ARI certID of the replaced certificate, "" if none
+	Status      int      `json:"status"`   // HTTP status the CA answered with
 }
 
 // CA is a running in-process Pebble. Its methods are safe for concurrent use.
@@ -105,6 +110,7 @@ type CA struct {
 	client     *http.Client
 	tlsRootPEM []byte
 	noARI      bool
+	ariRetry   time.Duration
 
 	down     atomic.Bool
 	requests atomic.Int64
@@ -190,6 +196,7 @@ func Start(opts Options) (*CA, error) {
 		pca:        pca,
 		tlsRootPEM: certs.rootPEM,
 		noARI:      opts.NoARI,
+		ariRetry:   opts.ARIRetryAfter,
 		statuses:   make(map[int]int),
 		client: &http.Client{
 			Transport: &http.Transport{TLSClientConfig: certs.clientConfig()},

@@ -204,13 +204,10 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
-// TestIssueDNS01 runs a full DNS-01 order with x/crypto/acme: validation
-// goes through authdns over TCP, the chain verifies against IssuerRoots, the
-// newOrder is recorded and ARI answers can be forced.
-func TestIssueDNS01(t *testing.T) {
-	c, dns := startRig(t, Options{Profiles: map[string]time.Duration{"short": 10 * time.Minute}, NonceReject: 30})
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
+// issue runs a full DNS-01 order for rig.test and *.rig.test under profile
+// and returns the chain.
+func issue(ctx context.Context, t *testing.T, c *CA, dns *authdns.Server, profile string) [][]byte {
+	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cl := &acme.Client{Key: key, DirectoryURL: c.DirectoryURL(), HTTPClient: c.HTTPClient(),
 		RetryBackoff: func(int, *http.Request, *http.Response) time.Duration { return 10 * time.Millisecond }}
@@ -218,7 +215,7 @@ func TestIssueDNS01(t *testing.T) {
 		t.Fatalf("Register: %v", err)
 	}
 	domains := []string{"rig.test", "*.rig.test"}
-	order, err := cl.AuthorizeOrder(ctx, acme.DomainIDs(domains...), acme.WithOrderIssuanceProfile("short"))
+	order, err := cl.AuthorizeOrder(ctx, acme.DomainIDs(domains...), acme.WithOrderIssuanceProfile(acme.ProfileName(profile)))
 	if err != nil {
 		t.Fatalf("AuthorizeOrder: %v", err)
 	}
@@ -255,6 +252,17 @@ func TestIssueDNS01(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateCertFromOrder: %v", err)
 	}
+	return der
+}
+
+// TestIssueDNS01 runs a full DNS-01 order with x/crypto/acme: validation
+// goes through authdns over TCP, the chain verifies against IssuerRoots, the
+// newOrder is recorded and ARI answers can be forced.
+func TestIssueDNS01(t *testing.T) {
+	c, dns := startRig(t, Options{Profiles: map[string]time.Duration{"short": 10 * time.Minute}, NonceReject: 30})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	der := issue(ctx, t, c, dns, "short")
 	leaf, err := x509.ParseCertificate(der[0])
 	if err != nil {
 		t.Fatal(err)
@@ -309,5 +317,52 @@ func TestIssueDNS01(t *testing.T) {
 	}
 	if !ri.SuggestedWindow.Start.Equal(start) || !ri.SuggestedWindow.End.Equal(start.Add(time.Hour)) {
 		t.Errorf("ARI window = %v..%v, want %v..%v", ri.SuggestedWindow.Start, ri.SuggestedWindow.End, start, start.Add(time.Hour))
+	}
+}
+
+// ARIRetryAfter replaces Pebble's fixed 6 h Retry-After on ARI answers,
+// forced ones included; without it Pebble's value stays.
+func TestARIRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		retry time.Duration
+		want  string
+	}{{0, "21600"}, {7 * time.Second, "7"}} {
+		t.Run(tc.want, func(t *testing.T) {
+			c, dns := startRig(t, Options{Profiles: map[string]time.Duration{"short": 10 * time.Minute}, ARIRetryAfter: tc.retry})
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			der := issue(ctx, t, c, dns, "short")
+			leaf, err := x509.ParseCertificate(der[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dir directory
+			getJSON(t, c, c.DirectoryURL(), &dir)
+			url := dir.RenewalInfo + "/" + base64.RawURLEncoding.EncodeToString(leaf.AuthorityKeyId) + "." +
+				base64.RawURLEncoding.EncodeToString(leaf.SerialNumber.Bytes())
+			retryAfter := func() string {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				req.Header.Set("User-Agent", "pebblerig-test")
+				res, err := c.HTTPClient().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					t.Fatalf("GET renewalInfo: %s", res.Status)
+				}
+				return res.Header.Get("Retry-After")
+			}
+			if got := retryAfter(); got != tc.want {
+				t.Errorf("Retry-After = %q, want %q", got, tc.want)
+			}
+			start := time.Now().Add(-time.Hour)
+			if err := c.SetRenewalInfo(ctx, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der[0]}), start, start.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if got := retryAfter(); got != tc.want {
+				t.Errorf("forced window: Retry-After = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

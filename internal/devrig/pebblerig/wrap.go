@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Paths of Pebble v2.10.3's ACME API that the wrapper looks at (unexported
@@ -76,9 +77,38 @@ func (c *CA) wrap(h http.Handler) http.Handler {
 		case r.URL.Path == pathDirectory && c.noARI:
 			serveWithoutARI(sw, r, h)
 			return
+		case c.ariRetry > 0 && strings.HasPrefix(r.URL.Path, pathARIPrefix):
+			secs := strconv.Itoa(max(1, int(c.ariRetry/time.Second)))
+			h.ServeHTTP(&headerWriter{statusWriter: sw, set: map[string]string{"Retry-After": secs}}, r)
+			return
 		}
 		h.ServeHTTP(sw, r)
 	})
+}
+
+// headerWriter sets headers just before the status line is written,
+// replacing what the handler set.
+type headerWriter struct {
+	*statusWriter
+	set   map[string]string
+	wrote bool
+}
+
+func (h *headerWriter) WriteHeader(code int) {
+	if !h.wrote {
+		h.wrote = true
+		for k, v := range h.set {
+			h.Header().Set(k, v)
+		}
+	}
+	h.statusWriter.WriteHeader(code)
+}
+
+func (h *headerWriter) Write(b []byte) (int, error) {
+	if !h.wrote {
+		h.WriteHeader(http.StatusOK)
+	}
+	return h.statusWriter.Write(b)
 }
 
 func (c *CA) countStatus(status int) {

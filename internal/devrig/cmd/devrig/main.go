@@ -3,6 +3,13 @@
 // server, all on one address, with no AWS and no internet. It is a
 // development tool: the production binary never links it.
 //
+// -serve picks the services: "ca" (the three above, the default), "s3" (an
+// S3-compatible server, internal/devrig/s3rig, path-style, one bucket) or
+// both; a fleet test runs the S3 server as a second devrig in its own network
+// namespace so that it can be cut off alone. -admin-port serves GET
+// /counters: what each service was asked (ACME orders with and without ARI
+// "replaces", Route 53 calls, S3 requests by client and method) as JSON.
+//
 // It writes the environment a daemon needs to use the rig (-env-file), the
 // PEM to trust for the CA's HTTPS endpoint (-ca-file) and the CA's issuing
 // root (-root-file), then runs the command after "--", if any, with that
@@ -11,6 +18,7 @@
 //
 //	devrig -demo -- bin/edgecert run      # make demo
 //	devrig -ip 127.0.0.1 -env-file rig.env -ca-file ca.pem -root-file root.pem
+//	devrig -serve s3 -ip 10.0.0.2 -s3-port 14090 -admin-port 14080
 package main
 
 import (
@@ -20,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -35,6 +44,7 @@ import (
 	"github.com/edgecert/edgecert/internal/devrig/authdns"
 	"github.com/edgecert/edgecert/internal/devrig/fakeroute53"
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
+	"github.com/edgecert/edgecert/internal/devrig/s3rig"
 )
 
 func main() {
@@ -46,9 +56,13 @@ func main() {
 
 type options struct {
 	ip                             string
+	serveCA, serveS3               bool
 	acmePort, route53Port, dnsPort int
+	s3Port, adminPort              int
 	zone, domains, profile         string
+	s3Bucket                       string
 	validity, insyncAfter          time.Duration
+	ariRetryAfter                  time.Duration
 	envFile, caFile, rootFile, dir string
 	demo                           bool
 }
@@ -64,12 +78,27 @@ func run() error {
 	flag.StringVar(&o.profile, "profile", "shortlived", "ACME profile the daemon orders")
 	flag.DurationVar(&o.validity, "profile-validity", 6*time.Minute, "validity of certificates issued under -profile")
 	flag.DurationVar(&o.insyncAfter, "insync-after", 500*time.Millisecond, "how long a Route 53 change stays PENDING")
+	serve := flag.String("serve", "ca", `services to run, comma-separated: "ca" (ACME CA, Route 53 API, DNS) and "s3"`)
+	flag.IntVar(&o.s3Port, "s3-port", 14090, "S3-compatible API port (with -serve s3)")
+	flag.StringVar(&o.s3Bucket, "s3-bucket", "edgecert-fleet", "bucket the S3 server holds (with -serve s3)")
+	flag.IntVar(&o.adminPort, "admin-port", 0, "port of the rig's admin API (GET /counters); 0 disables it")
+	flag.DurationVar(&o.ariRetryAfter, "ari-retry-after", 0, "Retry-After the CA sends with ARI answers (default: Pebble's 6h)")
 	flag.StringVar(&o.dir, "dir", "", "directory for the files below (default: a new temporary directory)")
 	flag.StringVar(&o.envFile, "env-file", "", "write the daemon's environment here (default DIR/rig.env)")
 	flag.StringVar(&o.caFile, "ca-file", "", "write the PEM trusted for the CA's HTTPS endpoint here (default DIR/acme-ca.pem)")
 	flag.StringVar(&o.rootFile, "root-file", "", "write the CA's issuing root here (default DIR/root.pem)")
 	flag.BoolVar(&o.demo, "demo", false, "also give the daemon demo listeners (https 127.0.0.1:8443, http 127.0.0.1:8080, admin 127.0.0.1:9180) and a state dir under DIR")
 	flag.Parse()
+	for _, svc := range strings.Split(*serve, ",") {
+		switch strings.TrimSpace(svc) {
+		case "ca":
+			o.serveCA = true
+		case "s3":
+			o.serveS3 = true
+		default:
+			return fmt.Errorf("-serve: unknown service %q (want ca, s3)", svc)
+		}
+	}
 	if o.domains == "" {
 		o.domains = o.zone + ",*." + o.zone
 	}
@@ -113,59 +142,44 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	dns, err := authdns.Start(net.JoinHostPort(o.ip, strconv.Itoa(o.dnsPort)))
-	if err != nil {
-		return err
-	}
-	defer dns.Close()
-
-	r53 := fakeroute53.New(fakeroute53.Options{DNS: dns, InsyncAfter: o.insyncAfter, Logger: log.With("server", "route53")})
-	r53.AddZone(fakeroute53.Zone{ID: "Z0DEVRIG", Name: o.zone, NameServers: []string{"ns1.devrig.invalid", "ns2.devrig.invalid"}})
-	r53Ln, err := net.Listen("tcp", net.JoinHostPort(o.ip, strconv.Itoa(o.route53Port)))
-	if err != nil {
-		return fmt.Errorf("route53 listener: %w", err)
-	}
-	r53Srv := &http.Server{Handler: r53, ReadHeaderTimeout: 10 * time.Second}
-	go r53Srv.Serve(r53Ln)
-	defer r53Srv.Close()
-
-	ca, err := pebblerig.Start(pebblerig.Options{
-		DNSAddr:  dns.Addr(),
-		Addr:     net.JoinHostPort(o.ip, strconv.Itoa(o.acmePort)),
-		MgmtAddr: net.JoinHostPort(o.ip, strconv.Itoa(o.acmePort+1)),
-		Profiles: map[string]time.Duration{o.profile: o.validity, "default": 90 * 24 * time.Hour},
-		Logger:   log.With("server", "acme"),
-	})
-	if err != nil {
-		return err
-	}
-	defer ca.Close()
-
 	env := map[string]string{
-		"EDGECERT_ACME_DIRECTORY":    ca.DirectoryURL(),
-		"EDGECERT_ACME_CA_ROOTS":     o.caFile,
-		"EDGECERT_ACME_PROFILE":      o.profile,
-		"EDGECERT_DOMAINS":           o.domains,
-		"EDGECERT_EMAIL":             "ops@" + o.zone,
-		"EDGECERT_ACCEPT_TOS":        "true",
-		"EDGECERT_DNS01_NAMESERVERS": dns.Addr(),
-		"AWS_ENDPOINT_URL_ROUTE_53":  "http://" + r53Ln.Addr().String(),
-		"AWS_ACCESS_KEY_ID":          "AKIDDEVRIG",
-		"AWS_SECRET_ACCESS_KEY":      "devrig-not-a-secret",
-		"AWS_REGION":                 "us-east-1",
-		"AWS_EC2_METADATA_DISABLED":  "true",
+		"AWS_ACCESS_KEY_ID":         "AKIDDEVRIG",
+		"AWS_SECRET_ACCESS_KEY":     "devrig-not-a-secret",
+		"AWS_REGION":                "us-east-1",
+		"AWS_EC2_METADATA_DISABLED": "true",
 	}
-	if o.demo {
-		env["EDGECERT_HTTPS_ADDR"] = "127.0.0.1:8443"
-		env["EDGECERT_HTTP_ADDR"] = "127.0.0.1:8080"
-		env["EDGECERT_ADMIN_ADDR"] = "127.0.0.1:9180"
-		env["EDGECERT_STATE_DIR"] = filepath.Join(o.dir, "state")
-		env["EDGECERT_NAME"] = "edgecert-demo"
+	var svcs rigServices
+	if o.serveCA {
+		ca, r53, closeCA, err := startCA(o, env, log)
+		if err != nil {
+			return err
+		}
+		defer closeCA()
+		svcs.ca, svcs.r53 = ca, r53
 	}
-	if err := writeFiles(o, env, ca); err != nil {
+	if o.serveS3 {
+		s3, closeS3, err := startS3(o, env, log)
+		if err != nil {
+			return err
+		}
+		defer closeS3()
+		svcs.s3 = s3
+	}
+	if o.adminPort != 0 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(o.ip, strconv.Itoa(o.adminPort)))
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		srv := &http.Server{Handler: svcs.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		env["DEVRIG_ADMIN_URL"] = "http://" + ln.Addr().String()
+	}
+	if err := writeFiles(o, env, svcs.ca); err != nil {
 		return err
 	}
-	log.Info("rig.ready", "acme", ca.DirectoryURL(), "route53", env["AWS_ENDPOINT_URL_ROUTE_53"], "dns", dns.Addr(), "env_file", o.envFile)
+	log.Info("rig.ready", "acme", env["EDGECERT_ACME_DIRECTORY"], "route53", env["AWS_ENDPOINT_URL_ROUTE_53"],
+		"dns", env["EDGECERT_DNS01_NAMESERVERS"], "s3", env["AWS_ENDPOINT_URL_S3"], "admin", env["DEVRIG_ADMIN_URL"], "env_file", o.envFile)
 	if o.demo {
 		printDemoHelp(o)
 	}
@@ -176,6 +190,90 @@ func run() error {
 		return nil
 	}
 	return runChild(ctx, flag.Args(), env, log)
+}
+
+// startCA runs the DNS server, the Route 53 API and the CA, and adds what a
+// daemon needs to use them to env. The returned function stops them.
+func startCA(o options, env map[string]string, log *slog.Logger) (*pebblerig.CA, *fakeroute53.Server, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	fail := func(err error) (*pebblerig.CA, *fakeroute53.Server, func(), error) {
+		closeAll()
+		return nil, nil, nil, err
+	}
+	dns, err := authdns.Start(net.JoinHostPort(o.ip, strconv.Itoa(o.dnsPort)))
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, func() { dns.Close() })
+
+	r53 := fakeroute53.New(fakeroute53.Options{DNS: dns, InsyncAfter: o.insyncAfter, Logger: log.With("server", "route53")})
+	r53.AddZone(fakeroute53.Zone{ID: "Z0DEVRIG", Name: o.zone, NameServers: []string{"ns1.devrig.invalid", "ns2.devrig.invalid"}})
+	r53Ln, err := net.Listen("tcp", net.JoinHostPort(o.ip, strconv.Itoa(o.route53Port)))
+	if err != nil {
+		return fail(fmt.Errorf("route53 listener: %w", err))
+	}
+	r53Srv := &http.Server{Handler: r53, ReadHeaderTimeout: 10 * time.Second}
+	go r53Srv.Serve(r53Ln)
+	closers = append(closers, func() { r53Srv.Close() })
+
+	ca, err := pebblerig.Start(pebblerig.Options{
+		DNSAddr:       dns.Addr(),
+		Addr:          net.JoinHostPort(o.ip, strconv.Itoa(o.acmePort)),
+		MgmtAddr:      net.JoinHostPort(o.ip, strconv.Itoa(o.acmePort+1)),
+		Profiles:      map[string]time.Duration{o.profile: o.validity, "default": 90 * 24 * time.Hour},
+		ARIRetryAfter: o.ariRetryAfter,
+		Logger:        log.With("server", "acme"),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, ca.Close)
+
+	maps.Copy(env, map[string]string{
+		"EDGECERT_ACME_DIRECTORY":    ca.DirectoryURL(),
+		"EDGECERT_ACME_CA_ROOTS":     o.caFile,
+		"EDGECERT_ACME_PROFILE":      o.profile,
+		"EDGECERT_DOMAINS":           o.domains,
+		"EDGECERT_EMAIL":             "ops@" + o.zone,
+		"EDGECERT_ACCEPT_TOS":        "true",
+		"EDGECERT_DNS01_NAMESERVERS": dns.Addr(),
+		"AWS_ENDPOINT_URL_ROUTE_53":  "http://" + r53Ln.Addr().String(),
+	})
+	if o.demo {
+		env["EDGECERT_HTTPS_ADDR"] = "127.0.0.1:8443"
+		env["EDGECERT_HTTP_ADDR"] = "127.0.0.1:8080"
+		env["EDGECERT_ADMIN_ADDR"] = "127.0.0.1:9180"
+		env["EDGECERT_STATE_DIR"] = filepath.Join(o.dir, "state")
+		env["EDGECERT_NAME"] = "edgecert-demo"
+	}
+	return ca, r53, closeAll, nil
+}
+
+// startS3 runs the S3-compatible server with its bucket and adds what a
+// daemon needs to use it to env: the endpoint, path-style addressing and a
+// fleet store URL.
+func startS3(o options, env map[string]string, log *slog.Logger) (*s3rig.Server, func(), error) {
+	s3, err := s3rig.New(s3rig.Options{Buckets: []string{o.s3Bucket}, Logger: log.With("server", "s3")})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.ip, strconv.Itoa(o.s3Port)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("s3 listener: %w", err)
+	}
+	srv := &http.Server{Handler: s3, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	maps.Copy(env, map[string]string{
+		"AWS_ENDPOINT_URL_S3":          "http://" + ln.Addr().String(),
+		"EDGECERT_FLEET_STORE":         "s3://" + o.s3Bucket + "/fleet",
+		"EDGECERT_FLEET_S3_PATH_STYLE": "true",
+	})
+	return s3, func() { srv.Close() }, nil
 }
 
 func writeFiles(o options, env map[string]string, ca *pebblerig.CA) error {
@@ -191,6 +289,9 @@ func writeFiles(o options, env map[string]string, ca *pebblerig.CA) error {
 	}
 	if err := os.WriteFile(o.envFile, []byte(b.String()), 0o600); err != nil {
 		return err
+	}
+	if ca == nil {
+		return nil
 	}
 	if err := os.WriteFile(o.caFile, ca.TLSRootPEM(), 0o644); err != nil {
 		return err
