@@ -1,25 +1,43 @@
 package daemon
 
+// How to add a flag (one place for each rule):
+//
+//  1. Add a field to Config, commented with its flag.
+//  2. Define the flag in newFlagSet, inside the section (-h group) it
+//     belongs to. Its EDGECERT_* variable, the one-line parse error with a
+//     hint, the "did you mean" suggestions and the -h entry follow from that.
+//     Write its default in the definition, never again in the usage text.
+//  3. Validate it once, where the setting is owned: a setting passed to a
+//     package (issuer, route53dns, …) is checked by that package's Validate;
+//     pass it in issuerConfig and name its Go field in issuerFlags so errors
+//     name the flag. A daemon-only setting is checked in the validate phase
+//     of its section (validateListeners, validateFiles, …).
+//  4. Add a row to README.md's Configuration table
+//     (TestREADMEDocumentsEveryFlag fails until you do).
+//
+// Configuration errors are *configError: one line naming the flag; Main
+// exits 78 (EX_CONFIG) on them.
+
 import (
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgecert/edgecert/daemon/issuer"
 )
 
 // LetsEncryptURL is the default ACME directory: Let's Encrypt production.
 const LetsEncryptURL = "https://acme-v02.api.letsencrypt.org/directory"
 
-// LetsEncryptStagingURL is Let's Encrypt's staging directory, for trials.
+// LetsEncryptStagingURL is Let's Encrypt's staging directory (-staging).
 const LetsEncryptStagingURL = "https://acme-staging-v02.api.letsencrypt.org/directory"
 
 // Config is the daemon's configuration, filled from flags and EDGECERT_*
@@ -30,6 +48,9 @@ type Config struct {
 	HTTPAddr  string // -http-addr; "" disables the redirect listener
 	AdminAddr string // -admin-addr; "" disables the admin listener
 	StateDir  string // -state-dir
+	// InsecureStateDir (-insecure-state-dir) skips the StrictModes check of
+	// the state directory's ownership, modes and symlinks.
+	InsecureStateDir bool
 
 	CertFile, KeyFile string // -cert-file, -key-file: operator-supplied pair
 	ClientCAFile      string // -client-ca-file
@@ -44,17 +65,19 @@ type Config struct {
 	LogFormat string     // -log-format: text or json
 
 	Domains       [][]string // -domains, one entry per certificate
-	Email         string
-	ACMEDirectory string
-	ACMECARoots   string
-	ACMEProfile   string
-	EABKID        string
-	EABHMAC       string
-	KeyType       string
-	Route53ZoneID string
-	PrivateZone   bool // -route53-private-zone
-	FollowCNAME   bool // -dns01-follow-cname
-	AcceptTOS     bool
+	Email         string     // -email
+	ACMEDirectory string     // -acme-directory (or -staging)
+	Staging       bool       // -staging: ACMEDirectory is Let's Encrypt staging
+	ACMECARoots   string     // -acme-ca-roots
+	ACMEProfile   string     // -acme-profile
+	ACMEMaxNames  int        // -acme-max-names
+	EABKID        string     // -acme-eab-kid
+	EABHMAC       string     // -acme-eab-hmac
+	KeyType       string     // -key-type
+	Route53ZoneID string     // -route53-zone-id
+	PrivateZone   bool       // -route53-private-zone
+	FollowCNAME   bool       // -dns01-follow-cname
+	AcceptTOS     bool       // -accept-tos
 
 	DNS01NameServers []string      // -dns01-nameservers
 	DNS01Timeout     time.Duration // -dns01-timeout
@@ -62,181 +85,147 @@ type Config struct {
 	ShutdownTimeout  time.Duration // -shutdown-timeout: bound on draining connections
 }
 
-// configError is a configuration problem: one line naming the flag.
-type configError struct {
-	flag string
-	msg  string
-}
-
-func (e *configError) Error() string { return "-" + e.flag + ": " + e.msg }
-
-func badFlag(name, format string, args ...any) error {
-	return &configError{flag: name, msg: fmt.Sprintf(format, args...)}
-}
-
-// domainsFlag collects one certificate per -domains occurrence.
-type domainsFlag struct{ certs *[][]string }
-
-func (d domainsFlag) String() string {
-	if d.certs == nil {
-		return ""
-	}
-	var parts []string
-	for _, c := range *d.certs {
-		parts = append(parts, strings.Join(c, ","))
-	}
-	return strings.Join(parts, ";")
-}
-
-func (d domainsFlag) Set(v string) error {
-	var names []string
-	for _, n := range strings.Split(v, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			names = append(names, strings.ToLower(strings.TrimSuffix(n, ".")))
-		}
-	}
-	if len(names) == 0 {
-		return errors.New("empty domain list")
-	}
-	*d.certs = append(*d.certs, names)
-	return nil
-}
-
-// listFlag is a comma-separated list.
-type listFlag struct{ v *[]string }
-
-func (l listFlag) String() string {
-	if l.v == nil {
-		return ""
-	}
-	return strings.Join(*l.v, ",")
-}
-
-func (l listFlag) Set(s string) error {
-	*l.v = nil
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*l.v = append(*l.v, p)
-		}
-	}
-	return nil
-}
-
-// sizeFlag is a byte count with an optional binary unit (KiB, MiB, GiB, TiB;
-// also K, M, G, T and KB/MB/GB/TB read as binary).
-type sizeFlag struct{ v *int64 }
-
-func (s sizeFlag) String() string {
-	if s.v == nil {
-		return ""
-	}
-	return strconv.FormatInt(*s.v, 10)
-}
-
-func (s sizeFlag) Set(v string) error {
-	n, err := parseSize(v)
-	if err != nil {
-		return err
-	}
-	*s.v = n
-	return nil
-}
-
-func parseSize(v string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(v))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		m      int64
-	}{{"TIB", 1 << 40}, {"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10},
-		{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
-		{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a positive size (e.g. 1GiB)", v)
-	}
-	return n * mult, nil
-}
-
-// envName is the environment variable that backs flag name.
-func envName(name string) string {
-	return "EDGECERT_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-}
-
 // newFlagSet defines every flag of `edgecert run` on a fresh FlagSet that
-// writes into c.
+// writes into c, grouped into sections for -h (printed to out by the
+// FlagSet's Usage).
 func newFlagSet(c *Config, out io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("edgecert run", flag.ContinueOnError)
+	fs, _ := newCommandFlagSet("edgecert run", c, out)
+	return fs
+}
+
+// newCommandFlagSet is newFlagSet for command cmd; it also returns where
+// the first bad flag value is recorded (see checkValues).
+func newCommandFlagSet(cmd string, c *Config, out io.Writer, extra ...func(*flag.FlagSet)) (*flag.FlagSet, **configError) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(out)
+	var sections []flagSection
+	section := func(title string, define func()) {
+		before := map[string]bool{}
+		fs.VisitAll(func(f *flag.Flag) { before[f.Name] = true })
+		define()
+		s := flagSection{title: title}
+		fs.VisitAll(func(f *flag.Flag) {
+			if !before[f.Name] {
+				s.names = append(s.names, f.Name)
+			}
+		})
+		sections = append(sections, s)
+	}
 	stateDefault := "/var/lib/edgecert"
 	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
 		stateDefault = strings.Split(d, ":")[0]
 	}
-	fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "address of the HTTPS listener")
-	fs.StringVar(&c.HTTPAddr, "http-addr", ":80", "address of the HTTP listener that redirects to HTTPS (empty disables it)")
-	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:9180", "address of the admin listener: /livez /readyz /metrics /status (empty disables it)")
-	fs.StringVar(&c.StateDir, "state-dir", stateDefault, "persistent certificate store (default $STATE_DIRECTORY, else /var/lib/edgecert)")
-	fs.StringVar(&c.CertFile, "cert-file", "", "operator-supplied certificate chain (PEM), watched and hot-reloaded; needs -key-file")
-	fs.StringVar(&c.KeyFile, "key-file", "", "private key (PEM) for -cert-file")
-	fs.StringVar(&c.ClientCAFile, "client-ca-file", "", "require and verify client certificates signed by these CAs (PEM)")
-	fs.StringVar(&c.DefaultCert, "default-cert", "", `certificate served when SNI matches none: a certificate name, or "none" for a TLS alert (default: the first certificate)`)
-	fs.StringVar(&c.Name, "name", "", "whoami name printed by / and /api")
-	fs.StringVar(&c.HealthToken, "health-token", "", "bearer token that allows POST /health from non-loopback clients")
-	fs.BoolVar(&c.AllowEnv, "allow-env", false, "honour ?env=true on / and /api (prints the environment: keep off on public hosts)")
-	c.DataMax = 1 << 30
-	fs.Var(sizeFlag{&c.DataMax}, "data-max", "largest /data body (e.g. 512MiB; default 1GiB)")
-	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.Var(domainsFlag{&c.Domains}, "domains", "names of one certificate, comma-separated (repeat for more certificates; in the env var separate certificates with ';')")
-	fs.StringVar(&c.Email, "email", "", "ACME account contact e-mail")
-	fs.StringVar(&c.ACMEDirectory, "acme-directory", LetsEncryptURL, "ACME directory URL (staging: "+LetsEncryptStagingURL+")")
-	fs.StringVar(&c.ACMECARoots, "acme-ca-roots", "", "extra PEM roots trusted for the ACME CA's HTTPS endpoint")
-	fs.StringVar(&c.ACMEProfile, "acme-profile", "", "ACME profile to order (e.g. tlsserver, shortlived); kept on renewal")
-	fs.StringVar(&c.EABKID, "acme-eab-kid", "", "external account binding key ID")
-	fs.StringVar(&c.EABHMAC, "acme-eab-hmac", "", "external account binding HMAC key (base64url)")
-	fs.StringVar(&c.KeyType, "key-type", "ecdsa-p256", "certificate key: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096")
-	fs.StringVar(&c.Route53ZoneID, "route53-zone-id", "", "Route 53 hosted zone ID (default: found by name)")
-	fs.BoolVar(&c.PrivateZone, "route53-private-zone", false, "find private hosted zones instead of public ones (propagation then ends at INSYNC)")
-	fs.BoolVar(&c.FollowCNAME, "dns01-follow-cname", false, "follow a CNAME at _acme-challenge.<name> and write the record in the target's zone")
-	fs.BoolVar(&c.AcceptTOS, "accept-tos", false, "agree to the ACME CA's terms of service")
-	fs.Var(listFlag{&c.DNS01NameServers}, "dns01-nameservers", "host:port list queried for DNS-01 propagation instead of the zone's name servers")
-	fs.DurationVar(&c.DNS01Timeout, "dns01-timeout", 2*time.Minute, "bound on waiting for a challenge record to propagate")
-	fs.DurationVar(&c.ObtainTimeout, "obtain-timeout", 3*time.Minute, "bound on obtaining missing certificates at start-up, before READY")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on draining connections at shutdown")
-	return fs
+	section("Listeners", func() {
+		fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "address of the HTTPS listener")
+		fs.StringVar(&c.HTTPAddr, "http-addr", ":80", "address of the HTTP listener that redirects to HTTPS (empty disables it)")
+		fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:9180", "address of the admin listener: /livez /readyz /metrics /status (empty disables it)")
+		fs.StringVar(&c.ClientCAFile, "client-ca-file", "", "require and verify client certificates signed by these CAs (PEM)")
+		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on draining connections at shutdown")
+	})
+	section("Certificates and ACME", func() {
+		fs.Var(domainsFlag{&c.Domains}, "domains", "names of one certificate, comma-separated (repeat for more certificates; in the env var separate certificates with ';')")
+		fs.StringVar(&c.StateDir, "state-dir", stateDefault, "persistent certificate store (default $STATE_DIRECTORY, else /var/lib/edgecert)")
+		fs.BoolVar(&c.InsecureStateDir, "insecure-state-dir", false, "use a -state-dir that is group/world-writable or reached through a symlink (refused otherwise)")
+		fs.StringVar(&c.Email, "email", "", "ACME account contact e-mail")
+		fs.BoolVar(&c.AcceptTOS, "accept-tos", false, "agree to the ACME CA's terms of service")
+		fs.StringVar(&c.ACMEDirectory, "acme-directory", LetsEncryptURL, "ACME directory URL")
+		fs.BoolVar(&c.Staging, "staging", false, "use Let's Encrypt's staging directory ("+LetsEncryptStagingURL+"); not with -acme-directory")
+		fs.StringVar(&c.ACMECARoots, "acme-ca-roots", "", "extra PEM roots trusted for the ACME CA's HTTPS endpoint")
+		fs.StringVar(&c.ACMEProfile, "acme-profile", "", "ACME profile to order (e.g. tlsserver, shortlived); kept on renewal")
+		fs.IntVar(&c.ACMEMaxNames, "acme-max-names", issuer.DefaultMaxNames, "most names the CA allows in one certificate (Let's Encrypt: 100)")
+		fs.StringVar(&c.EABKID, "acme-eab-kid", "", "external account binding key ID")
+		fs.StringVar(&c.EABHMAC, "acme-eab-hmac", "", "external account binding HMAC key (base64url)")
+		fs.StringVar(&c.KeyType, "key-type", issuer.KeyECDSAP256, "certificate key: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096")
+		fs.DurationVar(&c.ObtainTimeout, "obtain-timeout", 3*time.Minute, "bound on obtaining missing certificates at start-up, before READY")
+		fs.StringVar(&c.CertFile, "cert-file", "", "operator-supplied certificate chain (PEM), watched and hot-reloaded; needs -key-file")
+		fs.StringVar(&c.KeyFile, "key-file", "", "private key (PEM) for -cert-file")
+		fs.StringVar(&c.DefaultCert, "default-cert", "", `certificate served when SNI matches none: a certificate name, or "none" for a TLS alert (default: the first certificate)`)
+	})
+	section("Route 53 and DNS-01", func() {
+		fs.StringVar(&c.Route53ZoneID, "route53-zone-id", "", "Route 53 hosted zone ID (default: found by name)")
+		fs.BoolVar(&c.PrivateZone, "route53-private-zone", false, "find private hosted zones instead of public ones (propagation then ends at INSYNC)")
+		fs.BoolVar(&c.FollowCNAME, "dns01-follow-cname", false, "follow a CNAME at _acme-challenge.<name> and write the record in the target's zone")
+		fs.Var(listFlag{&c.DNS01NameServers}, "dns01-nameservers", "`host:port` list queried for DNS-01 propagation instead of the zone's name servers")
+		fs.DurationVar(&c.DNS01Timeout, "dns01-timeout", 2*time.Minute, "bound on waiting for a challenge record to propagate")
+	})
+	section("Fleet", func() {})
+	section("whoami routes", func() {
+		fs.StringVar(&c.Name, "name", "", "whoami name printed by / and /api")
+		fs.StringVar(&c.HealthToken, "health-token", "", "bearer token that allows POST /health from non-loopback clients")
+		fs.BoolVar(&c.AllowEnv, "allow-env", false, "honour ?env=true on / and /api (prints the environment: keep off on public hosts)")
+		c.DataMax = 1 << 30
+		fs.Var(sizeFlag{&c.DataMax}, "data-max", "largest /data body (e.g. 512MiB)")
+	})
+	section("Logging", func() {
+		fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+		fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	})
+	if len(extra) > 0 {
+		section(strings.TrimPrefix(cmd, "edgecert "), func() {
+			for _, f := range extra {
+				f(fs)
+			}
+		})
+	}
+	fs.Lookup("log-level").DefValue = "info"
+	failed := checkValues(fs)
+	fs.Usage = func() { writeUsage(out, fs, sections) }
+	return fs, failed
 }
 
-// parseConfig parses args, then fills every flag not given on the command
+// parseConfig parses the flags of `edgecert run`: see parseCommand.
+func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (*Config, error) {
+	return parseCommand("edgecert run", args, lookupEnv, out)
+}
+
+// parseCommand parses args, then fills every flag not given on the command
 // line from its EDGECERT_* variable (lookupEnv, as os.LookupEnv), then
 // validates. A variable that is set but empty counts: EDGECERT_HTTP_ADDR=
-// disables the redirect listener. Errors name the flag (or its variable) and
-// the problem on one line.
-// Commands other than run may define flags of their own with extra.
-func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer, extra ...func(*flag.FlagSet)) (*Config, error) {
+// disables the redirect listener. -h prints the grouped usage to out and
+// returns flag.ErrHelp. Every other error is a *configError: one line naming
+// the flag (or its variable), the problem and a hint.
+// Commands other than run may define flags of their own with extra (-h
+// lists them in a section named after the command).
+func parseCommand(cmd string, args []string, lookupEnv func(string) (string, bool), out io.Writer, extra ...func(*flag.FlagSet)) (*Config, error) {
 	c := &Config{}
-	fs := newFlagSet(c, out)
-	for _, f := range extra {
-		f(fs)
-	}
+	fs, failed := newCommandFlagSet(cmd, c, out, extra...)
+	usage := fs.Usage
+	fs.Usage = func() {} // errors are reported as one line, not with the usage
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return nil, err
+		}
+		return nil, parseError(fs, *failed, err)
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, &configError{msg: fmt.Sprintf("unexpected argument %q (flags start with -)", fs.Arg(0)), hint: true}
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := applyEnv(fs, set, lookupEnv); err != nil {
+		return nil, err
+	}
+	if c.Staging {
+		if set["acme-directory"] {
+			return nil, badFlag("staging", "cannot be combined with -acme-directory (pick one)")
+		}
+		c.ACMEDirectory = LetsEncryptStagingURL
+	}
+	return c, c.validate()
+}
+
+// applyEnv sets every flag not in set from its EDGECERT_* variable and adds
+// it to set.
+func applyEnv(fs *flag.FlagSet, set map[string]bool, lookupEnv func(string) (string, bool)) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := lookupEnv(envName(f.Name))
-		if given[f.Name] || !ok || envErr != nil {
+		if set[f.Name] || !ok || envErr != nil {
 			return
 		}
+		set[f.Name] = true
 		vals := []string{v}
 		if f.Name == "domains" {
 			vals = strings.Split(v, ";")
@@ -246,19 +235,30 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 				continue
 			}
 			if err := fs.Set(f.Name, one); err != nil {
-				envErr = badFlag(f.Name, "%s=%q: %v", envName(f.Name), v, err)
+				var ce *configError
+				if errors.As(err, &ce) {
+					ce.env = envName(f.Name)
+				}
+				envErr = err
 				return
 			}
 		}
 	})
-	if envErr != nil {
-		return nil, envErr
-	}
-	return c, c.validate()
+	return envErr
 }
 
-// validate checks everything that can be checked before start-up.
+// validate checks everything that can be checked before start-up, one
+// phase per section of the flags.
 func (c *Config) validate() error {
+	for _, phase := range []func() error{c.validateListeners, c.validateFiles, c.validateCertificates, c.validateDNS, c.validateLogging} {
+		if err := phase(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateListeners() error {
 	if err := checkAddr("https-addr", c.HTTPSAddr, false); err != nil {
 		return err
 	}
@@ -268,6 +268,15 @@ func (c *Config) validate() error {
 	if err := checkAddr("admin-addr", c.AdminAddr, true); err != nil {
 		return err
 	}
+	if c.ShutdownTimeout <= 0 {
+		return badFlag("shutdown-timeout", "must be positive")
+	}
+	return nil
+}
+
+// validateFiles checks the operator-supplied files: the pair, the client
+// CAs and the ACME CA roots.
+func (c *Config) validateFiles() error {
 	if c.StateDir == "" {
 		return badFlag("state-dir", "must not be empty")
 	}
@@ -285,56 +294,36 @@ func (c *Config) validate() error {
 			return badFlag(f.flag, "%v", err)
 		}
 	}
-	if c.ClientCAFile != "" {
-		if _, err := loadPool(c.ClientCAFile); err != nil {
-			return badFlag("client-ca-file", "%v", err)
+	for _, f := range []struct{ flag, path string }{{"client-ca-file", c.ClientCAFile}, {"acme-ca-roots", c.ACMECARoots}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := loadPool(f.path); err != nil {
+			return badFlag(f.flag, "%v", err)
 		}
 	}
-	if c.ACMECARoots != "" {
-		if _, err := loadPool(c.ACMECARoots); err != nil {
-			return badFlag("acme-ca-roots", "%v", err)
-		}
-	}
+	return nil
+}
+
+// validateCertificates checks that there is something to serve and lets
+// the issuer check every ACME setting (domains included).
+func (c *Config) validateCertificates() error {
 	if len(c.Domains) == 0 && c.CertFile == "" {
 		return badFlag("domains", "no certificate to serve: set -domains (ACME) or -cert-file and -key-file")
 	}
-	seen := map[string]bool{}
-	for _, cert := range c.Domains {
-		if seen[cert[0]] {
-			return badFlag("domains", "certificate %q is configured twice", cert[0])
-		}
-		seen[cert[0]] = true
-		for _, d := range cert {
-			if err := checkDomain(d); err != nil {
-				return badFlag("domains", "%q: %v", d, err)
-			}
-		}
+	if c.ObtainTimeout <= 0 {
+		return badFlag("obtain-timeout", "must be positive")
 	}
-	if len(c.Domains) > 0 {
-		u, err := url.Parse(c.ACMEDirectory)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return badFlag("acme-directory", "%q is not an https URL", c.ACMEDirectory)
-		}
-		if c.Email != "" && !strings.Contains(c.Email, "@") {
-			return badFlag("email", "%q is not an e-mail address", c.Email)
-		}
+	if c.DefaultCert != "" && c.DefaultCert != "none" && !c.hasCertName(c.DefaultCert) {
+		return badFlag("default-cert", "%q names no configured certificate", c.DefaultCert)
 	}
-	if (c.EABKID == "") != (c.EABHMAC == "") {
-		if c.EABKID == "" {
-			return badFlag("acme-eab-kid", "required with -acme-eab-hmac")
-		}
-		return badFlag("acme-eab-hmac", "required with -acme-eab-kid")
+	if len(c.Domains) == 0 {
+		return nil
 	}
-	if c.EABHMAC != "" {
-		if _, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(c.EABHMAC, "=")); err != nil {
-			return badFlag("acme-eab-hmac", "not base64url: %v", err)
-		}
-	}
-	switch c.KeyType {
-	case "ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096":
-	default:
-		return badFlag("key-type", "%q is not one of ecdsa-p256, ecdsa-p384, rsa2048, rsa3072, rsa4096", c.KeyType)
-	}
+	return flagError(c.issuerConfig().Validate())
+}
+
+func (c *Config) validateDNS() error {
 	for _, ns := range c.DNS01NameServers {
 		if _, _, err := net.SplitHostPort(ns); err != nil {
 			return badFlag("dns01-nameservers", "%q is not host:port", ns)
@@ -343,19 +332,76 @@ func (c *Config) validate() error {
 	if c.DNS01Timeout <= 0 {
 		return badFlag("dns01-timeout", "must be positive")
 	}
-	if c.ObtainTimeout <= 0 {
-		return badFlag("obtain-timeout", "must be positive")
-	}
-	if c.ShutdownTimeout <= 0 {
-		return badFlag("shutdown-timeout", "must be positive")
-	}
+	return nil
+}
+
+func (c *Config) validateLogging() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return badFlag("log-format", "%q is not text or json", c.LogFormat)
 	}
-	if c.DefaultCert != "" && c.DefaultCert != "none" && !c.hasCertName(c.DefaultCert) {
-		return badFlag("default-cert", "%q names no configured certificate", c.DefaultCert)
-	}
 	return nil
+}
+
+// issuerConfig is the issuer's part of c: the settings the issuer validates
+// itself. The wiring (store, solver, HTTP client, logger) is added by
+// newIssuer.
+func (c *Config) issuerConfig() issuer.Config {
+	var specs []issuer.CertSpec
+	for _, d := range c.Domains {
+		specs = append(specs, issuer.CertSpec{Name: d[0], Domains: d})
+	}
+	return issuer.Config{
+		DirectoryURL: c.ACMEDirectory,
+		Email:        c.Email,
+		AcceptTOS:    c.AcceptTOS,
+		Profile:      c.ACMEProfile,
+		EABKID:       c.EABKID,
+		EABHMAC:      c.EABHMAC,
+		KeyType:      c.KeyType,
+		MaxNames:     c.ACMEMaxNames,
+		Certs:        specs,
+	}
+}
+
+// issuerFlags names the flag of every issuer.Config field that comes from
+// one (the part of a field path before "[" or ".").
+var issuerFlags = map[string]string{
+	"DirectoryURL": "acme-directory",
+	"HTTPClient":   "acme-ca-roots",
+	"Email":        "email",
+	"AcceptTOS":    "accept-tos",
+	"Profile":      "acme-profile",
+	"EABKID":       "acme-eab-kid",
+	"EABHMAC":      "acme-eab-hmac",
+	"KeyType":      "key-type",
+	"MaxNames":     "acme-max-names",
+	"Certs":        "domains",
+}
+
+// flagError turns an *issuer.FieldError (found anywhere in err's chain)
+// into a *configError naming the flag, with the Go field names in its
+// message replaced by flags. Other errors are returned as they are.
+func flagError(err error) error {
+	var fe *issuer.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	field := fe.Field
+	if i := strings.IndexAny(field, "[."); i >= 0 {
+		field = field[:i]
+	}
+	name, ok := issuerFlags[field]
+	if !ok {
+		return err // wiring, not configuration: the daemon's bug
+	}
+	msg := fe.Msg
+	for f, fl := range issuerFlags {
+		msg = strings.ReplaceAll(msg, "Config."+f, "-"+fl)
+	}
+	if fe.Err != nil && !strings.Contains(msg, fe.Err.Error()) {
+		msg += " (" + fe.Err.Error() + ")"
+	}
+	return badFlag(name, "%s", msg)
 }
 
 // fileCertName is the store name of the operator-supplied -cert-file pair.
@@ -400,28 +446,6 @@ func checkAddr(name, addr string, emptyOK bool) error {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return badFlag(name, "%q has no valid port", addr)
-	}
-	return nil
-}
-
-// checkDomain accepts a DNS name with an optional leading "*." label.
-func checkDomain(d string) error {
-	name := strings.TrimPrefix(d, "*.")
-	if strings.Contains(name, "*") {
-		return errors.New("a wildcard is allowed only as the whole leftmost label")
-	}
-	if len(name) == 0 || len(name) > 253 || !strings.Contains(name, ".") {
-		return errors.New("not a fully qualified domain name")
-	}
-	for _, label := range strings.Split(name, ".") {
-		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("bad label %q", label)
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-				return fmt.Errorf("bad character %q", r)
-			}
-		}
 	}
 	return nil
 }

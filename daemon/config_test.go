@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"flag"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -95,6 +97,15 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{[]string{d}, map[string]string{"EDGECERT_DATA_MAX": "-5"}, "-data-max"},
 		{[]string{d}, map[string]string{"EDGECERT_ALLOW_ENV": "maybe"}, "-allow-env"},
 		{[]string{d}, map[string]string{"EDGECERT_LOG_LEVEL": "loud"}, "-log-level"},
+		{[]string{"-domains", "127.0.0.1"}, nil, "-domains"},
+		{[]string{"-domains", "example.com,[::1]"}, nil, "-domains"},
+		{[]string{"-domains", longName(240)}, nil, "-domains"},
+		{[]string{"-domains", manyNames(101)}, nil, "-domains"},
+		{[]string{"-domains", manyNames(3), "-acme-max-names", "2"}, nil, "-domains"},
+		{[]string{d, "-staging", "-acme-directory", "https://ca.example/dir"}, nil, "-staging"},
+		{[]string{d, "-staging"}, map[string]string{"EDGECERT_ACME_DIRECTORY": "https://ca.example/dir"}, "-staging"},
+		{[]string{d, "-acme-profile", "two words"}, nil, "-acme-profile"},
+		{[]string{d, "-email", "mailto:ops@example.com"}, nil, "-email"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " ")+tt.flag, func(t *testing.T) {
@@ -163,3 +174,142 @@ func TestRedirectHandler(t *testing.T) {
 		t.Errorf("missing Host: %d; want 400", w.Code)
 	}
 }
+
+// longName is a valid DNS name of n characters.
+func longName(n int) string {
+	var b strings.Builder
+	for b.Len() < n-4 {
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		l := min(60, n-4-b.Len())
+		b.WriteString(strings.Repeat("a", max(l, 1)))
+	}
+	return b.String() + ".com"
+}
+
+func manyNames(n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("h%d.example.com", i)
+	}
+	return strings.Join(names, ",")
+}
+
+func TestConfigDomainLimits(t *testing.T) {
+	// The challenge name _acme-challenge.<name> must fit 253 characters:
+	// 237 does, 238 does not.
+	if _, err := parseConfig([]string{"-domains", longName(237)}, envMap(nil), io.Discard); err != nil {
+		t.Errorf("a 237-character name: %v; want it accepted", err)
+	}
+	_, err := parseConfig([]string{"-domains", longName(238)}, envMap(nil), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-domains") || !strings.Contains(err.Error(), "253") {
+		t.Errorf("a 238-character name: %v; want -domains and the 253 limit", err)
+	}
+	if _, err := parseConfig([]string{"-domains", manyNames(100)}, envMap(nil), io.Discard); err != nil {
+		t.Errorf("100 names: %v; want them accepted (Let's Encrypt's limit)", err)
+	}
+	_, err = parseConfig([]string{"-domains", manyNames(1000)}, envMap(nil), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "at most 100") || !strings.Contains(err.Error(), "-acme-max-names") {
+		t.Errorf("1000 names: %v; want the limit (100) and the flag that changes it", err)
+	}
+	_, err = parseConfig([]string{"-domains", "a.example.com,127.0.0.1"}, envMap(nil), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "IP address") {
+		t.Errorf("an IP literal: %v; want it refused as an IP address", err)
+	}
+}
+
+func TestConfigStaging(t *testing.T) {
+	c, err := parseConfig([]string{"-domains", "example.com", "-staging"}, envMap(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ACMEDirectory != LetsEncryptStagingURL {
+		t.Errorf("ACMEDirectory = %q with -staging; want %q", c.ACMEDirectory, LetsEncryptStagingURL)
+	}
+	c, err = parseConfig([]string{"-domains", "example.com"}, envMap(map[string]string{"EDGECERT_STAGING": "true"}), io.Discard)
+	if err != nil || c.ACMEDirectory != LetsEncryptStagingURL {
+		t.Errorf("EDGECERT_STAGING=true: %v, %q; want the staging directory", err, c.ACMEDirectory)
+	}
+}
+
+// TestConfigParseErrors pins the one-line messages of flag and variable
+// errors: the problem, a hint of a good value, the closest known name.
+func TestConfigParseErrors(t *testing.T) {
+	d := "-domains=example.com"
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{d, "-dns01-timeout", "2"}, nil, `-dns01-timeout: "2" is not a duration (e.g. 2m); see 'edgecert run -h'`},
+		{[]string{d}, map[string]string{"EDGECERT_ACCEPT_TOS": "yes"}, `EDGECERT_ACCEPT_TOS: "yes" is not true or false (-accept-tos)`},
+		{[]string{"-domain", "example.com"}, nil, `-domain: unknown flag (did you mean -domains?); see 'edgecert run -h'`},
+		{[]string{d, "-httpsaddr", ":1"}, nil, `-httpsaddr: unknown flag (did you mean -https-addr?); see 'edgecert run -h'`},
+		{[]string{d, "-acme-max-names", "lots"}, nil, `-acme-max-names: "lots" is not a whole number; see 'edgecert run -h'`},
+		{[]string{d, "-log-level", "loud"}, nil, `-log-level: "loud" is not debug, info, warn or error; see 'edgecert run -h'`},
+		{[]string{d, "-data-max", "big"}, nil, `-data-max: "big" is not a positive size (e.g. 1GiB); see 'edgecert run -h'`},
+		{[]string{d, "-email"}, nil, `-email: needs a value; see 'edgecert run -h'`},
+		{[]string{d, "extra"}, nil, `unexpected argument "extra" (flags start with -); see 'edgecert run -h'`},
+	}
+	for _, tt := range tests {
+		_, err := parseConfig(tt.args, envMap(tt.env), io.Discard)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("parseConfig(%q, %v) = %v;\nwant %s", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := unknownEnv([]string{"EDGECERT_DOMIANS=a.example.com", "EDGECERT_HTTPSADDR=:1", "EDGECERT_DOMAINS=x", "HOME=/root", "EDGECERT_ZZZZZZZZZZZZZZZZ=1"})
+	want := []string{
+		"EDGECERT_DOMIANS is not a known variable, ignored (did you mean EDGECERT_DOMAINS?)",
+		"EDGECERT_HTTPSADDR is not a known variable, ignored (did you mean EDGECERT_HTTPS_ADDR?)",
+		"EDGECERT_ZZZZZZZZZZZZZZZZ is not a known variable, ignored",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("unknownEnv = %q;\nwant %q", got, want)
+	}
+}
+
+// TestRunHelp checks -h: exit 0, every flag in exactly one group, each
+// default printed once, examples at the end; status -h exits 0 too and
+// iam-policy -h names its command.
+func TestRunHelp(t *testing.T) {
+	var out, errb strings.Builder
+	if code := Main([]string{"run", "-h"}, &out, &errb); code != exitOK {
+		t.Fatalf("run -h: exit %d, stderr %q", code, errb.String())
+	}
+	help := out.String()
+	for _, group := range []string{"Listeners:", "Certificates and ACME:", "Route 53 and DNS-01:", "whoami routes:", "Logging:", "Examples:"} {
+		if !strings.Contains(help, "\n"+group+"\n") {
+			t.Errorf("run -h has no %q group", group)
+		}
+	}
+	newFlagSet(&Config{}, io.Discard).VisitAll(func(f *flag.Flag) {
+		if n := strings.Count(help, "\n  -"+f.Name+" ") + strings.Count(help, "\n  -"+f.Name+"\n"); n != 1 {
+			t.Errorf("-%s listed %d times in run -h; want once", f.Name, n)
+		}
+	})
+	for _, line := range strings.Split(help, "\n") {
+		if strings.Count(line, "default") > 1 {
+			t.Errorf("a default printed twice: %q", line)
+		}
+	}
+	if !strings.Contains(help, "(default 1GiB)") || strings.Contains(help, "1073741824") {
+		t.Errorf("-data-max default not shown once as 1GiB")
+	}
+	if strings.Index(help, "Examples:") < strings.Index(help, "Logging:") {
+		t.Error("examples are not at the end")
+	}
+	out.Reset()
+	if code := Main([]string{"status", "-h"}, &out, &errb); code != exitOK {
+		t.Errorf("status -h: exit %d; want 0", code)
+	}
+	out.Reset()
+	if code := Main([]string{"iam-policy", "-h"}, &out, &errb); code != exitOK || !strings.HasPrefix(out.String(), "Usage: edgecert iam-policy") {
+		t.Errorf("iam-policy -h: exit %d, %q; want 0 and its own name", code, firstLine(out.String()))
+	}
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }

@@ -65,17 +65,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "status":
 		attention, err := printStatus(context.Background(), args[1:], stdout, stderr)
-		if err != nil {
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return exitOK
+		case err != nil:
 			fmt.Fprintf(stderr, "edgecert: %v\n", err)
 			return exitUsage
-		}
-		if attention {
+		case attention:
 			return exitFailure
 		}
 		return exitOK
 	case "run", "iam-policy":
 	default:
-		fmt.Fprintf(stderr, "edgecert: unknown command %q\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "edgecert: unknown command %q%s\n%s", args[0], didYouMean("", args[0], commands), usage)
 		return exitUsage
 	}
 	var pf policyFlags
@@ -83,7 +85,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if args[0] == "iam-policy" {
 		extra = append(extra, pf.define)
 	}
-	cfg, err := parseConfig(args[1:], os.LookupEnv, stderr, extra...)
+	cfg, err := parseCommand("edgecert "+args[0], args[1:], os.LookupEnv, stdout, extra...)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -91,9 +93,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgecert: %v\n", err)
 		return exitBadConfig
 	}
+	warnings := unknownEnv(os.Environ())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if args[0] == "iam-policy" {
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "edgecert: warning: %s\n", w)
+		}
 		if err := printIAMPolicy(ctx, cfg, pf, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "edgecert: %v\n", err)
 			return exitFailure
@@ -101,9 +107,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	log := newLogger(cfg, stderr)
+	for _, w := range warnings {
+		log.Warn("config.unknown_variable", "problem", w)
+	}
 	if err := run(ctx, cfg, log); err != nil {
+		var ce *configError
+		if errors.As(err, &ce) { // found at start-up: one line naming the flag
+			fmt.Fprintf(stderr, "edgecert: %v\n", err)
+			return exitBadConfig
+		}
 		log.Error("daemon.failed", "error", err)
 		return exitFailure
 	}
 	return exitOK
 }
+
+// commands are Main's commands, for suggestions.
+var commands = []string{"run", "iam-policy", "status", "version", "help"}

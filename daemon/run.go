@@ -48,8 +48,13 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	n := notifier{log}
 	n.status("starting")
 
+	if !cfg.InsecureStateDir {
+		if err := checkStateDir(cfg.StateDir); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("daemon: -state-dir: %w", err)
+		return badFlag("state-dir", "%v", err)
 	}
 	// One registry for every metric of the process (the recorder's, the
 	// certificate collector's, Go and process metrics).
@@ -57,7 +62,7 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	rec := metrics.New(reg)
 	store, err := certstore.Open(ctx, cfg.StateDir, certstore.Options{Logger: log, Default: cfg.defaultCertName(), Observer: rec})
 	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
+		return badFlag("state-dir", "%v", err)
 	}
 	defer store.Close()
 	if cfg.CertFile != "" {
@@ -95,7 +100,7 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	// the start at once.
 	httpsLn, err := net.Listen("tcp", cfg.HTTPSAddr)
 	if err != nil {
-		return fmt.Errorf("daemon: -https-addr: %w", err)
+		return badFlag("https-addr", "%v", err)
 	}
 	listeners := []net.Listener{httpsLn}
 	defer func() {
@@ -106,13 +111,13 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	var httpLn, adminLn net.Listener
 	if cfg.HTTPAddr != "" {
 		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return fmt.Errorf("daemon: -http-addr: %w", err)
+			return badFlag("http-addr", "%v", err)
 		}
 		listeners = append(listeners, httpLn)
 	}
 	if cfg.AdminAddr != "" {
 		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-			return fmt.Errorf("daemon: -admin-addr: %w", err)
+			return badFlag("admin-addr", "%v", err)
 		}
 		listeners = append(listeners, adminLn)
 	}

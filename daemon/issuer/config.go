@@ -3,9 +3,9 @@ package issuer
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -54,9 +54,10 @@ var keyTypes = []string{KeyECDSAP256, KeyECDSAP384, KeyRSA2048, KeyRSA3072, KeyR
 // DefaultOrderTimeout bounds one order attempt when Config.OrderTimeout is 0.
 const DefaultOrderTimeout = 10 * time.Minute
 
-// Config configures a Manager. New validates it.
+// Config configures a Manager. New validates it (see Validate); every
+// problem is a *FieldError.
 type Config struct {
-	// DirectoryURL is the ACME directory (required, http or https).
+	// DirectoryURL is the ACME directory (required, https).
 	DirectoryURL string
 	// HTTPClient talks to the CA; nil means a client with a 1-minute timeout.
 	HTTPClient *http.Client
@@ -94,52 +95,117 @@ type Config struct {
 	// are counted by Metrics.Transport in HTTPClient, from the actions this
 	// package tags each call's context with.
 	Metrics *metrics.Recorder
+	// MaxNames is the most names one certificate may have (the CA's or
+	// profile's limit, which ACME does not advertise); 0 means
+	// DefaultMaxNames (Let's Encrypt's 100).
+	MaxNames int
 }
 
-// validate checks c, fills defaults and returns the decoded EAB key.
-func (c *Config) validate() ([]byte, error) {
+// DefaultMaxNames is the most names one certificate may have when
+// Config.MaxNames is 0: Let's Encrypt's limit.
+const DefaultMaxNames = 100
+
+// challengePrefix is prepended to every name for its DNS-01 record.
+const challengePrefix = "_acme-challenge."
+
+// FieldError is a problem with one Config field, found by Validate or New,
+// or later by the CA (terms not accepted, EAB required, unknown profile,
+// invalid contact): no retry can fix it, only a change of configuration.
+// Field is the Go path of the field ("Email", "Certs[1].Domains[0]"); Msg
+// says what is wrong and may name fields as "Config.Name" (callers that
+// present fields under other names replace those). Err, if set, is the
+// sentinel or CA error it stands for.
+type FieldError struct {
+	Field string
+	Msg   string
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	if strings.Contains(e.Msg, "Config."+e.Field) { // the message names the field itself
+		return "issuer: " + e.Msg
+	}
+	return "issuer: Config." + e.Field + ": " + e.Msg
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks every setting of c that needs no I/O (not Store, Solver
+// or Logger, which New checks) and returns the first problem as a
+// *FieldError. It does not modify c. New calls it; callers that map fields
+// to their own names (flags) call it before building the rest.
+func (c Config) Validate() error {
+	_, err := c.prepare()
+	return err
+}
+
+// prepare validates the settings of c, fills defaults, normalises the
+// domains (into fresh slices: the caller's are never modified) and returns
+// the decoded EAB key.
+func (c *Config) prepare() ([]byte, error) {
 	u, err := url.Parse(c.DirectoryURL)
 	switch {
 	case c.DirectoryURL == "":
-		return nil, errors.New("issuer: Config.DirectoryURL is required")
-	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-		return nil, fmt.Errorf("issuer: Config.DirectoryURL %q is not an http(s) URL", c.DirectoryURL)
-	case c.Store == nil:
-		return nil, errors.New("issuer: Config.Store is required")
-	case c.Solver == nil:
-		return nil, errors.New("issuer: Config.Solver is required")
+		return nil, fieldErr("DirectoryURL", "is required")
+	case err != nil || u.Scheme != "https" || u.Host == "":
+		return nil, fieldErr("DirectoryURL", "%q is not an https URL", c.DirectoryURL)
 	case len(c.Certs) == 0:
-		return nil, errors.New("issuer: Config.Certs is empty")
+		return nil, fieldErr("Certs", "is empty")
 	case c.OrderTimeout < 0:
-		return nil, fmt.Errorf("issuer: Config.OrderTimeout %v is negative", c.OrderTimeout)
+		return nil, fieldErr("OrderTimeout", "%v is negative", c.OrderTimeout)
+	case c.MaxNames < 0:
+		return nil, fieldErr("MaxNames", "%d is negative", c.MaxNames)
 	case strings.ContainsAny(c.Email, " \t\r\n,") || strings.HasPrefix(c.Email, "mailto:"):
-		return nil, fmt.Errorf("issuer: Config.Email %q is not a plain address", c.Email)
+		return nil, fieldErr("Email", "%q is not a plain address", c.Email)
 	case c.Email != "" && !strings.Contains(c.Email, "@"):
-		return nil, fmt.Errorf("issuer: Config.Email %q is not an address", c.Email)
+		return nil, fieldErr("Email", "%q is not an e-mail address", c.Email)
 	case strings.ContainsAny(c.Profile, " \t\r\n\""):
-		return nil, fmt.Errorf("issuer: Config.Profile %q is not a profile name", c.Profile)
+		return nil, fieldErr("Profile", "%q is not a profile name", c.Profile)
 	}
 	if c.KeyType == "" {
 		c.KeyType = KeyECDSAP256
 	}
 	if !slices.Contains(keyTypes, c.KeyType) {
-		return nil, fmt.Errorf("issuer: Config.KeyType %q is not one of %s", c.KeyType, strings.Join(keyTypes, ", "))
+		return nil, fieldErr("KeyType", "%q is not one of %s", c.KeyType, strings.Join(keyTypes, ", "))
 	}
 	if c.OrderTimeout == 0 {
 		c.OrderTimeout = DefaultOrderTimeout
 	}
-	var eab []byte
+	if c.MaxNames == 0 {
+		c.MaxNames = DefaultMaxNames
+	}
+	eab, err := c.eabKey()
+	if err != nil {
+		return nil, err
+	}
+	return eab, c.prepareCerts()
+}
+
+// eabKey checks the EAB pair and decodes the HMAC key (nil without EAB).
+func (c *Config) eabKey() ([]byte, error) {
 	switch {
 	case c.EABKID == "" && c.EABHMAC == "":
-	case c.EABKID == "" || c.EABHMAC == "":
-		return nil, errors.New("issuer: Config.EABKID and Config.EABHMAC must be set together")
-	default:
-		eab, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(c.EABHMAC, "="))
-		if err != nil || len(eab) == 0 {
-			// The key itself is never part of an error message.
-			return nil, errors.New("issuer: Config.EABHMAC is not base64url")
-		}
+		return nil, nil
+	case c.EABKID == "":
+		return nil, fieldErr("EABKID", "Config.EABKID and Config.EABHMAC must be set together")
+	case c.EABHMAC == "":
+		return nil, fieldErr("EABHMAC", "Config.EABKID and Config.EABHMAC must be set together")
 	}
+	eab, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(c.EABHMAC, "="))
+	if err != nil || len(eab) == 0 {
+		// The key itself is never part of an error message.
+		return nil, fieldErr("EABHMAC", "is not base64url")
+	}
+	return eab, nil
+}
+
+// prepareCerts normalises and checks c.Certs: names unique, domains valid
+// and unique per certificate, at most c.MaxNames of them.
+func (c *Config) prepareCerts() error {
 	specs := make([]CertSpec, len(c.Certs)) // never modify the caller's slices
 	for i, cs := range c.Certs {
 		specs[i] = CertSpec{Name: cs.Name, Domains: slices.Clone(cs.Domains)}
@@ -149,16 +215,19 @@ func (c *Config) validate() ([]byte, error) {
 	for i := range c.Certs {
 		cs := &c.Certs[i]
 		if len(cs.Domains) == 0 {
-			return nil, fmt.Errorf("issuer: Config.Certs[%d] has no domains", i)
+			return fieldErr(fmt.Sprintf("Certs[%d]", i), "has no domains")
+		}
+		if len(cs.Domains) > c.MaxNames {
+			return fieldErr(fmt.Sprintf("Certs[%d]", i), "%d names in one certificate; the CA allows at most %d (Config.MaxNames)", len(cs.Domains), c.MaxNames)
 		}
 		seen := map[string]bool{}
 		for j, d := range cs.Domains {
 			d = strings.ToLower(strings.TrimSuffix(d, "."))
 			if err := checkDomain(d); err != nil {
-				return nil, fmt.Errorf("issuer: Config.Certs[%d].Domains[%d]: %w", i, j, err)
+				return fieldErr(fmt.Sprintf("Certs[%d].Domains[%d]", i, j), "%v", err)
 			}
 			if seen[d] {
-				return nil, fmt.Errorf("issuer: Config.Certs[%d]: domain %q twice", i, d)
+				return fieldErr(fmt.Sprintf("Certs[%d].Domains[%d]", i, j), "domain %q twice", d)
 			}
 			seen[d] = true
 			cs.Domains[j] = d
@@ -167,19 +236,27 @@ func (c *Config) validate() ([]byte, error) {
 			cs.Name = cs.Domains[0]
 		}
 		if names[cs.Name] {
-			return nil, fmt.Errorf("issuer: Config.Certs: name %q twice", cs.Name)
+			return fieldErr(fmt.Sprintf("Certs[%d].Name", i), "name %q twice", cs.Name)
 		}
 		names[cs.Name] = true
 	}
-	return eab, nil
+	return nil
 }
 
 // checkDomain accepts lower-case DNS names of at least two labels, with an
-// optional leading "*." label.
+// optional leading "*." label, that DNS-01 can validate: not an IP address,
+// and short enough that _acme-challenge.<name> is a valid name (253
+// characters).
 func checkDomain(d string) error {
 	name := strings.TrimPrefix(d, "*.")
+	if ip := net.ParseIP(strings.Trim(name, "[]")); ip != nil {
+		return fmt.Errorf("%q is an IP address: DNS-01 validates only DNS names", d)
+	}
 	if len(name) == 0 || len(d) > 253 {
 		return fmt.Errorf("%q is not a domain name", d)
+	}
+	if n := len(challengePrefix + name); n > 253 {
+		return fmt.Errorf("%q is too long: its challenge name %s<name> would have %d characters, more than DNS allows (253)", d, challengePrefix, n)
 	}
 	labels := strings.Split(name, ".")
 	if len(labels) < 2 {

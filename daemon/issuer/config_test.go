@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,10 @@ func TestNewValidation(t *testing.T) {
 		{"eab not base64", func(c *Config) { c.EABKID, c.EABHMAC = "k", "s3cr3t!!" }, "Config.EABHMAC"},
 		{"email", func(c *Config) { c.Email = "mailto:a@b.test" }, "Config.Email"},
 		{"timeout", func(c *Config) { c.OrderTimeout = -1 }, "Config.OrderTimeout"},
+		{"http directory", func(c *Config) { c.DirectoryURL = "http://ca.test/dir" }, "Config.DirectoryURL"},
+		{"ip literal", func(c *Config) { c.Certs[0].Domains = []string{"a.test", "192.0.2.1"} }, "Config.Certs[0].Domains[1]: \"192.0.2.1\" is an IP address"},
+		{"challenge name too long", func(c *Config) { c.Certs[0].Domains = []string{strings.Repeat("a.", 118) + "test"} }, "more than DNS allows (253)"},
+		{"too many names", func(c *Config) { c.MaxNames = 1 }, "Config.Certs[0]: 2 names in one certificate; the CA allows at most 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := valid()
@@ -92,5 +97,24 @@ func TestNewDefaults(t *testing.T) {
 	}
 	if st := m.Status(); len(st) != 1 || st[0].Name != "example.test" || !st[0].NextRenewal.IsZero() || st[0].Serial != "" {
 		t.Errorf("Status before anything = %+v, want the name only", st)
+	}
+}
+
+// TestValidateFieldErrors checks that Validate reports the field path, so
+// callers can name their own flag, and does not touch the caller's Config.
+func TestValidateFieldErrors(t *testing.T) {
+	domains := []string{"A.test", "b.test", "192.0.2.1"}
+	c := Config{DirectoryURL: "https://ca.test/dir", Certs: []CertSpec{{Domains: domains}}}
+	err := c.Validate()
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "Certs[0].Domains[2]" {
+		t.Fatalf("Validate = %v; want a *FieldError for Certs[0].Domains[2]", err)
+	}
+	if domains[0] != "A.test" || c.KeyType != "" || c.MaxNames != 0 {
+		t.Errorf("Validate modified the Config: %q, key %q, max %d", domains, c.KeyType, c.MaxNames)
+	}
+	c.Certs[0].Domains = domains[:2]
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate without Store and Solver = %v; want nil (New checks those)", err)
 	}
 }

@@ -104,10 +104,16 @@ type CertStatus struct {
 	Failures         int // consecutive failed attempts
 }
 
-// New validates cfg (errors name the field) and returns a Manager. It does
-// no I/O.
+// New validates cfg (errors are *FieldError naming the field) and returns a
+// Manager. It does no I/O.
 func New(cfg Config) (*Manager, error) {
-	eab, err := cfg.validate()
+	switch {
+	case cfg.Store == nil:
+		return nil, fieldErr("Store", "is required")
+	case cfg.Solver == nil:
+		return nil, fieldErr("Solver", "is required")
+	}
+	eab, err := cfg.prepare()
 	if err != nil {
 		return nil, err
 	}
