@@ -7,21 +7,24 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages whose tests need root and a booted container run under appliance-test.
 GOTEST      ?= go test
 
-.PHONY: default build test test-short stress lint tidy-check bench demo appliance-test help clean
+.PHONY: default build test test-short promtool stress lint tidy-check bench demo appliance-test help clean
 
 default: lint test build
 
 build: ## static, trimmed, version-stamped binary at bin/edgecert
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/edgecert .
 
-test: ## all unit and integration tests, race detector on (the README's test command)
+test: promtool ## all unit and integration tests, race detector on (the README's test command)
 	$(GOTEST) -race -count=1 -timeout 20m ./...
 
-test-short: ## unit tests and in-process fakes only (< 30 s on 2 cores)
+test-short: promtool ## unit tests and in-process fakes only (< 30 s on 2 cores)
 	$(GOTEST) -short -count=1 ./...
 
 stress: ## the -short suite 20 times in a row under stress-ng CPU load (RUNS=20)
 	scripts/stress.sh -n $(or $(RUNS),20)
+
+promtool: ## promtool for the alert rule tests in monitoring/ (installs Debian's prometheus package when missing; root)
+	@command -v promtool >/dev/null 2>&1 || scripts/install-deps.sh monitoring
 
 lint: ## go vet, staticcheck, gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
