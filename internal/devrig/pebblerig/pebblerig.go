@@ -30,6 +30,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -116,9 +117,10 @@ type CA struct {
 	requests atomic.Int64
 	accounts atomic.Int64
 
-	mu       sync.Mutex  // guards orders and statuses
-	orders   []NewOrder  // every newOrder request, in arrival order
-	statuses map[int]int // response status code -> count
+	mu       sync.Mutex       // guards orders, statuses and clients
+	orders   []NewOrder       // every newOrder request, in arrival order
+	statuses map[int]int      // response status code -> count
+	clients  map[string]int64 // client IP -> requests
 }
 
 // DefaultProfiles is the profile set used when Options.Profiles is nil.
@@ -198,6 +200,7 @@ func Start(opts Options) (*CA, error) {
 		noARI:      opts.NoARI,
 		ariRetry:   opts.ARIRetryAfter,
 		statuses:   make(map[int]int),
+		clients:    make(map[string]int64),
 		client: &http.Client{
 			Transport: &http.Transport{TLSClientConfig: certs.clientConfig()},
 			Timeout:   time.Minute,
@@ -308,6 +311,14 @@ func (c *CA) SetDown(down bool) { c.down.Store(down) }
 // Requests reports how many requests the ACME API received, including those
 // refused while down.
 func (c *CA) Requests() int64 { return c.requests.Load() }
+
+// RequestsByClient reports how many requests the ACME API received from
+// each client IP address (the same requests as Requests).
+func (c *CA) RequestsByClient() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.clients)
+}
 
 // NewAccounts reports how many newAccount requests the ACME API received.
 func (c *CA) NewAccounts() int64 { return c.accounts.Load() }

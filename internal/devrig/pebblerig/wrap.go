@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -46,6 +47,7 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 func (c *CA) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.requests.Add(1)
+		c.countClient(r.RemoteAddr)
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() { c.countStatus(sw.status) }()
 
@@ -109,6 +111,16 @@ func (h *headerWriter) Write(b []byte) (int, error) {
 		h.WriteHeader(http.StatusOK)
 	}
 	return h.statusWriter.Write(b)
+}
+
+func (c *CA) countClient(remoteAddr string) {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	c.mu.Lock()
+	c.clients[host]++
+	c.mu.Unlock()
 }
 
 func (c *CA) countStatus(status int) {

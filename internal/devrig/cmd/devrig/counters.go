@@ -21,8 +21,10 @@ type Counters struct {
 
 // ACMECounters counts requests to the CA's ACME API.
 type ACMECounters struct {
-	Requests    int64 `json:"requests"`
-	NewAccounts int64 `json:"new_accounts"`
+	Requests int64 `json:"requests"`
+	// RequestsByClient counts requests by client IP address.
+	RequestsByClient map[string]int64 `json:"requests_by_client"`
+	NewAccounts      int64            `json:"new_accounts"`
 	// NewOrders counts every newOrder request, accepted or not;
 	// NewOrdersReplaces those that carried ARI "replaces", NewOrdersCreated
 	// those the CA accepted (201).
@@ -50,7 +52,7 @@ func (s rigServices) counters() Counters {
 	var c Counters
 	if s.ca != nil {
 		orders := s.ca.NewOrders()
-		a := &ACMECounters{Requests: s.ca.Requests(), NewAccounts: s.ca.NewAccounts(), NewOrders: len(orders), Orders: orders}
+		a := &ACMECounters{Requests: s.ca.Requests(), RequestsByClient: s.ca.RequestsByClient(), NewAccounts: s.ca.NewAccounts(), NewOrders: len(orders), Orders: orders}
 		for _, o := range orders {
 			if o.Replaces != "" {
 				a.NewOrdersReplaces++

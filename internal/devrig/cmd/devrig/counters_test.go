@@ -124,6 +124,9 @@ func TestCounters(t *testing.T) {
 	if a := got.ACME; a.NewOrders != 2 || a.NewOrdersReplaces != 1 || a.NewOrdersCreated != 1 || a.NewAccounts != 1 {
 		t.Errorf("acme = %+v, want 2 new orders, 1 with replaces, 1 created, 1 account", a)
 	}
+	if n := got.ACME.RequestsByClient["127.0.0.1"]; n != got.ACME.Requests || n < 4 {
+		t.Errorf("acme requests by client = %v, want all %d from 127.0.0.1", got.ACME.RequestsByClient, got.ACME.Requests)
+	}
 	if len(got.ACME.Orders) == 2 && got.ACME.Orders[1].Replaces != "aaaa.bbbb" {
 		t.Errorf("second order replaces = %q, want aaaa.bbbb", got.ACME.Orders[1].Replaces)
 	}
