@@ -44,6 +44,12 @@ demo: build ## the whole flow locally, no AWS: local CA, Route 53 API, DNS, daem
 appliance-test: ## boots the AMI's provisioning in systemd-nspawn and checks the service (root)
 	scripts/appliance/test.sh
 
+fleet-test: ## 3+1 daemons in network namespaces sharing certificates through S3, against the local CA (root); EDGECERT_FLEET_BIN=path tests another binary
+	scripts/fleet/test.sh
+
+fleet-bench: ## fleet benchmarks: publish -> last host serving, S3 requests per host per hour (root); see BENCHMARKS.md
+	scripts/fleet/test.sh -bench
+
 clean:
 	rm -rf $(BIN)
 

@@ -86,13 +86,15 @@ type Server struct {
 	stats map[string]ClientCounts // client address -> counts
 }
 
-// ClientCounts are the requests one client sent, by HTTP method.
+// ClientCounts are the requests one client sent, by HTTP method; a GET of a
+// bucket (a listing) counts as "LIST", not "GET".
 type ClientCounts map[string]int64
 
 // Stats is a snapshot of the requests the server received, including those
 // refused while down.
 type Stats struct {
-	// ByMethod counts every request by HTTP method (GET, HEAD, PUT, ...).
+	// ByMethod counts every request by HTTP method (GET, HEAD, PUT, ...;
+	// LIST for a GET of a bucket).
 	ByMethod map[string]int64 `json:"by_method"`
 	// ByClient counts requests by the client's IP address, then method.
 	ByClient map[string]ClientCounts `json:"by_client"`
@@ -154,13 +156,17 @@ func (s *Server) count(r *http.Request) {
 	if err != nil {
 		client = r.RemoteAddr
 	}
+	method := r.Method
+	if _, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); method == http.MethodGet && key == "" {
+		method = "LIST"
+	}
 	s.mu.Lock()
 	c := s.stats[client]
 	if c == nil {
 		c = make(ClientCounts)
 		s.stats[client] = c
 	}
-	c[r.Method]++
+	c[method]++
 	s.mu.Unlock()
 }
 

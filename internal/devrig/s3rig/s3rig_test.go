@@ -198,6 +198,10 @@ func TestStatsAndDown(t *testing.T) {
 		t.Fatalf("GetObject body %q, want v", b)
 	}
 
+	if _, err := cl.ListObjectsV2(ctx(t), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+
 	srv.SetDown(true)
 	if _, err := cl.HeadObject(ctx(t), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("k")}); err == nil {
 		t.Fatal("HeadObject succeeded while the server was down")
@@ -207,14 +211,14 @@ func TestStatsAndDown(t *testing.T) {
 	srv.SetDown(false)
 
 	st := srv.Stats()
-	want := map[string]int64{"PUT": 1, "HEAD": 3, "GET": 1}
+	want := map[string]int64{"PUT": 1, "HEAD": 3, "GET": 1, "LIST": 1}
 	for m, n := range want {
 		if st.ByMethod[m] != n {
 			t.Errorf("ByMethod[%s] = %d, want %d (all: %v)", m, st.ByMethod[m], n, st.ByMethod)
 		}
 	}
-	if st.Total != 5 {
-		t.Errorf("Total = %d, want 5", st.Total)
+	if st.Total != 6 {
+		t.Errorf("Total = %d, want 6", st.Total)
 	}
 	if len(st.ByClient) != 1 || st.ByClient["127.0.0.1"]["HEAD"] != 3 {
 		t.Errorf("ByClient = %v, want 127.0.0.1 with HEAD 3", st.ByClient)

@@ -1,0 +1,167 @@
+// Command fleettest drives edgecert's fleet end-to-end test (issue 7): edgecert
+// daemons as separate processes, each in its own network namespace, sharing
+// certificates through one S3-compatible server, against the offline CA rig.
+// scripts/fleet/test.sh builds it, lays out the namespaces and runs it inside
+// the rig's namespace (ft-rig); it is not meant to be run by hand.
+//
+// Scenarios, each ending in assertions that fail the run:
+//
+//	s1  three hosts started together: exactly one ACME order fleet-wide, and
+//	    all serve the same serial within the sync bound (2 x interval);
+//	s3  a host started later (empty state) serves the shared certificate
+//	    with no request to the CA and no Route 53 change;
+//	quiet  a quiet fleet: no S3 listing, at most 2 requests per host per
+//	    sync interval;
+//	s4  S3 cut off (link down) for twice the sync interval: every host keeps
+//	    serving, nobody orders; after it returns every host talks to S3
+//	    again and all serve the same serial;
+//	s5  a renewal forced through the CA's ARI window: exactly one order
+//	    fleet-wide, sent with "replaces" naming the old certificate, and all
+//	    hosts serve the new serial;
+//	s2  (a second, fresh fleet) the lease holder SIGKILLed mid-order: exactly
+//	    one more order, and all hosts, the killed one restarted, converge.
+//
+// With -bench it measures instead: time from publish to the last host
+// serving (over several forced renewals) and S3 requests per host per hour
+// in a quiet fleet.
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		os.Exit(1)
+	}
+}
+
+type env struct {
+	work     string
+	rig      *rig
+	roots    *x509.CertPool
+	fc       fleetConfig
+	hosts    []*host // h1..h4
+	only     map[string]bool
+	failures []string
+}
+
+func run() error {
+	work := flag.String("work", "", "work directory (logs, state)")
+	edgecert := flag.String("edgecert", "", "edgecert binary")
+	devrig := flag.String("devrig", "", "devrig binary")
+	sync := flag.Duration("sync-interval", 5*time.Second, "-fleet-sync-interval of every host")
+	ttl := flag.Duration("lease-ttl", 10*time.Second, "-fleet-lease-ttl of every host")
+	only := flag.String("run", "", "comma-separated scenarios to run (default all): s1,s3,quiet,s4,s5,s2")
+	bench := flag.Bool("bench", false, "run the fleet benchmarks instead of the scenarios")
+	renewals := flag.Int("bench-renewals", 3, "forced renewals measured by -bench")
+	quiet := flag.Duration("bench-quiet", 2*time.Minute, "quiet window measured by -bench")
+	flag.Parse()
+	if *work == "" || *edgecert == "" || *devrig == "" {
+		return errors.New("-work, -edgecert and -devrig are required")
+	}
+	// The whole run is bounded; a signal stops it (and the daemons) early.
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	e := &env{work: *work, only: map[string]bool{}}
+	for _, s := range strings.Split(*only, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			e.only[s] = true
+		}
+	}
+	t0 := time.Now()
+	r, err := startRig(ctx, *devrig, *work)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	e.rig = r
+	pem, err := os.ReadFile(r.rootPEM)
+	if err != nil {
+		return err
+	}
+	e.roots = x509.NewCertPool()
+	if !e.roots.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("no certificate in %s", r.rootPEM)
+	}
+	logf("rig up in %v: CA %s:%s, S3 %s", time.Since(t0).Round(time.Millisecond), rigIP, acmePort, s3Endpoint)
+	e.fc = fleetConfig{edgecert: *edgecert, syncInterval: *sync, leaseTTL: *ttl, rig: r}
+	for n := 1; n <= 4; n++ {
+		h := newHost(*work, n)
+		if err := os.MkdirAll(h.dir, 0o700); err != nil {
+			return err
+		}
+		e.hosts = append(e.hosts, h)
+	}
+	defer e.stopAll()
+
+	if *bench {
+		return e.bench(ctx, *renewals, *quiet)
+	}
+	if err := e.scenarios(ctx); err != nil {
+		e.dumpLogs()
+		return err
+	}
+	if len(e.failures) > 0 {
+		e.dumpLogs()
+		return fmt.Errorf("%d assertion(s) failed:\n  %s", len(e.failures), strings.Join(e.failures, "\n  "))
+	}
+	logf("PASS: all scenarios in %v", time.Since(t0).Round(time.Second))
+	return nil
+}
+
+func (e *env) stopAll() {
+	for _, h := range e.hosts {
+		if h.p != nil {
+			h.p.stop(15 * time.Second)
+		}
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Printf("    %s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, args...)...)
+}
+
+func step(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
+
+// check records a failed assertion; the scenario goes on so that one run
+// shows every failure.
+func (e *env) check(ok bool, format string, args ...any) {
+	if ok {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	fmt.Printf("    FAIL: %s\n", msg)
+	e.failures = append(e.failures, msg)
+}
+
+// dumpLogs prints the tail of every daemon log of the current fleet.
+func (e *env) dumpLogs() {
+	for _, h := range e.hosts {
+		if h.p == nil {
+			continue
+		}
+		b, err := os.ReadFile(h.p.log)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		fmt.Printf("\n---- %s (%s, last %d lines) ----\n%s\n", h.name, h.p.log, len(lines), strings.Join(lines, "\n"))
+	}
+}
