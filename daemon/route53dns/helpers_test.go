@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
+	"golang.org/x/time/rate"
 
 	"github.com/edgecert/edgecert/internal/devrig/authdns"
 	"github.com/edgecert/edgecert/internal/devrig/fakeroute53"
@@ -70,14 +71,24 @@ func newClient(url string) *route53.Client {
 	return route53.NewFromConfig(cfg, func(o *route53.Options) { o.BaseEndpoint = aws.String(url) })
 }
 
-// provider returns a Provider with test-speed backoffs.
+// provider returns a Provider with test-speed backoffs, no client-side
+// rate limit and a 5 ms batch window unless opts sets them.
 func (e *env) provider(t *testing.T, opts Options) *Provider {
 	t.Helper()
+	limited := opts.MaxRPS != 0
+	if opts.BatchWindow == 0 {
+		opts.BatchWindow = 5 * time.Millisecond
+	}
 	p, err := New(newClient(e.url), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.api = backoff{attempts: 8, base: time.Millisecond, max: 4 * time.Millisecond}
+	p.cleanup = backoff{base: 5 * time.Millisecond, max: 50 * time.Millisecond}
+	p.sweepEvery = 10 * time.Millisecond
+	if !limited {
+		p.limit.SetLimit(rate.Inf)
+	}
 	p.cas = backoff{attempts: 10, base: 2 * time.Millisecond, max: 50 * time.Millisecond}
 	p.poll = backoff{base: 10 * time.Millisecond, max: 50 * time.Millisecond}
 	return p

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,7 +49,9 @@ type backoff struct {
 	max      time.Duration
 }
 
-func (b backoff) delay(n int) time.Duration {
+// delay is the wait before retry n; u in [0,1) picks the point in the
+// jitter range (pure: callers pass rand.Float64()).
+func (b backoff) delay(n int, u float64) time.Duration {
 	d := b.base
 	for i := 1; i < n && d < b.max; i++ {
 		d *= 2
@@ -60,7 +61,7 @@ func (b backoff) delay(n int) time.Duration {
 		return d
 	}
 	half := d / 2
-	return half + rand.N(d-half)
+	return half + time.Duration(u*float64(d-half))
 }
 
 // sleep waits d or until ctx is done.
@@ -92,19 +93,24 @@ func apiCode(err error) string {
 	return ""
 }
 
-// call runs fn (one API request, SDK retries off) and retries it with p.api
-// backoff while the error is a throttle (Throttling, PriorRequestNotComplete,
-// ...) or transient (5xx, connection error). AccessDenied returns an
-// *AccessDeniedError at once. action is the IAM action without "route53:",
-// resource its target for messages.
+// call runs fn (one API request, SDK retries off) after taking a token from
+// the client-side bucket, and retries it with p.api backoff while the error
+// is a throttle (Throttling, PriorRequestNotComplete, ...) or transient (5xx,
+// connection error). AccessDenied returns an *AccessDeniedError at once.
+// Every request is reported to the Observer. action is the IAM action
+// without "route53:", resource its target for messages.
 func (p *Provider) call(ctx context.Context, action, resource string, fn func(ctx context.Context) error) error {
 	for attempt := 1; ; attempt++ {
+		if err := p.limit.Wait(ctx); err != nil {
+			return fmt.Errorf("route53: %s on %s: waiting for the request budget: %w", action, resource, err)
+		}
 		err := fn(ctx)
+		p.obs.apiCall(action, err)
 		if err == nil {
 			return nil
 		}
 		code := apiCode(err)
-		if code == "AccessDenied" || code == "AccessDeniedException" {
+		if isAccessDenied(err) {
 			return &AccessDeniedError{Action: "route53:" + action, Resource: resource, Err: err}
 		}
 		if ctx.Err() != nil {
@@ -118,7 +124,7 @@ func (p *Provider) call(ctx context.Context, action, resource string, fn func(ct
 		if attempt >= p.api.attempts {
 			return fmt.Errorf("route53: %s on %s: giving up after %d attempts: %w", action, resource, attempt, err)
 		}
-		d := p.api.delay(attempt)
+		d := p.api.delay(attempt, p.rnd())
 		p.log.Warn("dns.api_retry", "op", action, "code", code, "attempt", attempt, "delay", d)
 		if cerr := sleep(ctx, d); cerr != nil {
 			return fmt.Errorf("route53: %s on %s: %w (last error: %v)", action, resource, cerr, err)

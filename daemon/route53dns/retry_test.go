@@ -113,11 +113,33 @@ func TestAccessDeniedStopsAtOnce(t *testing.T) {
 
 func TestBackoffDelays(t *testing.T) {
 	b := backoff{base: 250 * time.Millisecond, max: 5 * time.Second}
-	for n, want := range map[int]time.Duration{1: 250 * time.Millisecond, 2: 500 * time.Millisecond, 3: time.Second, 6: 5 * time.Second, 30: 5 * time.Second} {
-		for range 20 {
-			if got := b.delay(n); got < want/2 || got >= want {
-				t.Fatalf("delay(%d) = %v; want in [%v, %v)", n, got, want/2, want)
-			}
+	tests := []struct {
+		n    int
+		u    float64
+		want time.Duration
+	}{
+		{1, 0, 125 * time.Millisecond}, // [d/2, d) with d = base
+		{1, 0.5, 187500 * time.Microsecond},
+		{1, 0.999999, 249999875 * time.Nanosecond},
+		{2, 0, 250 * time.Millisecond},
+		{3, 0, 500 * time.Millisecond},
+		{3, 0.5, 750 * time.Millisecond},
+		{6, 0, 2500 * time.Millisecond}, // capped at max
+		{6, 0.5, 3750 * time.Millisecond},
+		{30, 0, 2500 * time.Millisecond},
+		{1000, 0.999999, 4999997500 * time.Nanosecond},
+	}
+	for _, tt := range tests {
+		if got := b.delay(tt.n, tt.u); got != tt.want {
+			t.Errorf("delay(%d, %v) = %v; want %v", tt.n, tt.u, got, tt.want)
 		}
+	}
+	// Jitter: different draws spread the retries of many clients.
+	if b.delay(4, 0.1) == b.delay(4, 0.9) {
+		t.Error("delay does not depend on the draw")
+	}
+	tiny := backoff{base: time.Nanosecond, max: time.Nanosecond}
+	if got := tiny.delay(5, 0.7); got != time.Nanosecond {
+		t.Errorf("1ns backoff delay = %v", got)
 	}
 }

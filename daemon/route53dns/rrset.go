@@ -2,8 +2,8 @@ package route53dns
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,17 +15,7 @@ import (
 // ListResourceRecordSets returns sets from the start point on, so the first
 // one is checked for an exact match.
 func (p *Provider) readSet(ctx context.Context, tgt target, rtype types.RRType) (*types.ResourceRecordSet, error) {
-	var out *route53.ListResourceRecordSetsOutput
-	err := p.call(ctx, "ListResourceRecordSets", "hostedzone/"+tgt.zoneID, func(ctx context.Context) error {
-		var err error
-		out, err = p.client.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{
-			HostedZoneId:    aws.String(tgt.zoneID),
-			StartRecordName: aws.String(tgt.name),
-			StartRecordType: rtype,
-			MaxItems:        aws.Int32(1),
-		}, noSDKRetry)
-		return err
-	})
+	out, err := p.listSets(ctx, tgt.zoneID, tgt.name, rtype, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -36,95 +26,106 @@ func (p *Provider) readSet(ctx context.Context, tgt target, rtype types.RRType) 
 	if canonical(aws.ToString(rs.Name)) != tgt.name || rs.Type != rtype {
 		return nil, nil
 	}
-	if rs.SetIdentifier != nil || rs.AliasTarget != nil {
-		return nil, fmt.Errorf("route53: %s %s at %s uses a routing policy or alias; only simple record sets are supported",
-			rtype, aws.ToString(rs.SetIdentifier), tgt.name)
+	if err := simpleSet(rs); err != nil {
+		return nil, err
 	}
 	return &rs, nil
 }
 
-// modify adds (add) or removes value in the TXT set at tgt without touching
-// other values: read the set, then in one batch DELETE exactly what was read
-// and CREATE the merged set. If the set changed meanwhile, Route 53 rejects
-// the batch with InvalidChangeBatch and modify starts over, up to p.cas
-// attempts. It returns the change ID, or "" when nothing had to change.
-func (p *Provider) modify(ctx context.Context, tgt target, value string, add bool) (string, error) {
-	var lastErr error
-	for attempt := 1; attempt <= p.cas.attempts; attempt++ {
-		if attempt > 1 {
-			if err := sleep(ctx, p.cas.delay(attempt-1)); err != nil {
-				return "", fmt.Errorf("route53: updating %s: %w (last error: %v)", tgt.name, err, lastErr)
-			}
-		}
-		cur, err := p.readSet(ctx, tgt, types.RRTypeTxt)
-		if err != nil {
-			return "", err
-		}
-		changes, ok := p.plan(tgt.name, cur, value, add)
-		if !ok {
-			return "", nil
-		}
-		var out *route53.ChangeResourceRecordSetsOutput
-		err = p.call(ctx, "ChangeResourceRecordSets", "hostedzone/"+tgt.zoneID, func(ctx context.Context) error {
-			var err error
-			out, err = p.client.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
-				HostedZoneId: aws.String(tgt.zoneID),
-				ChangeBatch:  &types.ChangeBatch{Changes: changes, Comment: aws.String("edgecert dns-01")},
-			}, noSDKRetry)
-			return err
-		})
-		if err == nil {
-			return trimID(aws.ToString(out.ChangeInfo.Id), "change"), nil
-		}
-		var icb *types.InvalidChangeBatch
-		if !errors.As(err, &icb) {
-			return "", err
-		}
-		lastErr = fmt.Errorf("%w: %s", err, strings.Join(icb.Messages, "; "))
-		p.log.Info("dns.txt_conflict", "name", tgt.name, "zone", tgt.zoneID, "attempt", attempt)
-	}
-	return "", fmt.Errorf("route53: updating %s: record set kept changing or the change is invalid after %d attempts: %w",
-		tgt.name, p.cas.attempts, lastErr)
+// listPage is the most sets one ListResourceRecordSets request returns.
+const listPage = 300
+
+func (p *Provider) listSets(ctx context.Context, zoneID, start string, rtype types.RRType, n int32) (*route53.ListResourceRecordSetsOutput, error) {
+	var out *route53.ListResourceRecordSetsOutput
+	err := p.call(ctx, "ListResourceRecordSets", "hostedzone/"+zoneID, func(ctx context.Context) error {
+		var err error
+		out, err = p.client.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{
+			HostedZoneId:    aws.String(zoneID),
+			StartRecordName: aws.String(start),
+			StartRecordType: rtype,
+			MaxItems:        aws.Int32(n),
+		}, noSDKRetry)
+		return err
+	})
+	return out, err
 }
 
-// plan returns the changes that turn cur into cur with value added or
-// removed; ok is false if no change is needed.
-func (p *Provider) plan(name string, cur *types.ResourceRecordSet, value string, add bool) (changes []types.Change, ok bool) {
-	var keep []types.ResourceRecord // raw records of other values, as read
-	found := false
-	if cur != nil {
-		for _, rr := range cur.ResourceRecords {
-			v, err := unquoteTXT(aws.ToString(rr.Value))
-			if err == nil && v == value {
-				found = true
+func simpleSet(rs types.ResourceRecordSet) error {
+	if rs.SetIdentifier != nil || rs.AliasTarget != nil {
+		return fmt.Errorf("route53: %s %s at %s uses a routing policy or alias; only simple record sets are supported",
+			rs.Type, aws.ToString(rs.SetIdentifier), canonical(aws.ToString(rs.Name)))
+	}
+	return nil
+}
+
+// readSets reads the TXT sets at names (canonical, one zone) and records
+// their state. One page, started at the first name not yet known, answers
+// for every name up to where the page ends, so names close together in the
+// zone cost one request for all of them. A name wrongly taken as absent
+// (Route 53's order differing from compareNames) only costs a rejected
+// batch, after which the name is read on its own.
+func (p *Provider) readSets(ctx context.Context, zoneID string, names []string) error {
+	todo := slices.Clone(names)
+	slices.SortFunc(todo, compareNames)
+	todo = slices.Compact(todo)
+	for len(todo) > 0 {
+		n := int32(listPage)
+		if len(todo) == 1 {
+			n = 1
+		}
+		out, err := p.listSets(ctx, zoneID, todo[0], types.RRTypeTxt, n)
+		if err != nil {
+			return err
+		}
+		found := map[string]*types.ResourceRecordSet{}
+		for _, rs := range out.ResourceRecordSets {
+			if rs.Type != types.RRTypeTxt {
 				continue
 			}
-			keep = append(keep, rr)
+			name := canonical(aws.ToString(rs.Name))
+			if _, ok := slices.BinarySearchFunc(todo, name, compareNames); !ok {
+				continue
+			}
+			if err := simpleSet(rs); err != nil {
+				return err
+			}
+			found[name] = &rs
 		}
+		covered := func(name string) bool {
+			if found[name] != nil || !out.IsTruncated || out.NextRecordName == nil {
+				return true
+			}
+			c := compareNames(name, canonical(aws.ToString(out.NextRecordName)))
+			return c < 0 || (c == 0 && string(out.NextRecordType) > string(types.RRTypeTxt))
+		}
+		now := p.now()
+		rest := todo[:0]
+		p.mu.Lock()
+		for i, name := range todo {
+			if i > 0 && !covered(name) {
+				rest = append(rest, name)
+				continue
+			}
+			// The start name is always answered: its TXT set, if any, is
+			// the first of the page.
+			p.sets[setKey{zoneID, name}] = knownSet{rs: found[name], at: now}
+		}
+		p.mu.Unlock()
+		todo = rest
 	}
-	if found == add {
-		return nil, false
-	}
-	if cur != nil {
-		changes = append(changes, types.Change{Action: types.ChangeActionDelete, ResourceRecordSet: &types.ResourceRecordSet{
-			Name:            cur.Name,
-			Type:            types.RRTypeTxt,
-			TTL:             cur.TTL,
-			ResourceRecords: cur.ResourceRecords,
-		}})
-	}
-	if add {
-		keep = append(keep, types.ResourceRecord{Value: aws.String(quoteTXT(value))})
-	}
-	if len(keep) > 0 {
-		changes = append(changes, types.Change{Action: types.ChangeActionCreate, ResourceRecordSet: &types.ResourceRecordSet{
-			Name:            aws.String(name),
-			Type:            types.RRTypeTxt,
-			TTL:             aws.Int64(p.opts.TTL),
-			ResourceRecords: keep,
-		}})
-	}
-	return changes, true
+	return nil
+}
+
+// compareNames orders canonical names the way Route 53 lists them: the
+// labels reversed, then compared as text ("test.example.www.").
+func compareNames(a, b string) int {
+	return strings.Compare(reversed(a), reversed(b))
+}
+
+func reversed(name string) string {
+	l := strings.Split(strings.TrimSuffix(name, "."), ".")
+	slices.Reverse(l)
+	return strings.Join(l, ".") + "."
 }
 
 // quoteTXT renders s as Route 53 wants a TXT value: one or more quoted

@@ -16,14 +16,16 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Wait returns once the value Present added for domain is published: it polls
-// GetChange until the change is INSYNC (skipped when Present made no change),
-// then asks every authoritative name server directly (UDP, TCP on truncation)
-// until all of them serve the value. Both polls start at about 250 ms and back
-// off to 5 s. The whole wait is bounded by Options.PropagationTimeout and ctx;
-// on timeout the error names what was missing and wraps
-// context.DeadlineExceeded. A zone without a delegation set (private) and no
-// Options.NameServers ends the wait at INSYNC.
+// Wait returns once the value Present added for domain is published: it
+// waits for the change to be INSYNC (skipped when Present made no change),
+// then for every authoritative name server to answer the value (UDP, TCP on
+// truncation). Both are shared: one GetChange poll per change serves every
+// value the batch carried, one DNS poll per name serves every value waited
+// for there. Both polls start at about 250 ms and back off to 5 s. The whole
+// wait is bounded by Options.PropagationTimeout and ctx; on timeout the
+// error names what was missing and wraps context.DeadlineExceeded. A zone
+// without a delegation set (private) and no Options.NameServers ends the
+// wait at INSYNC.
 func (p *Provider) Wait(ctx context.Context, domain, value string) error {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.PropagationTimeout)
 	defer cancel()
@@ -40,7 +42,7 @@ func (p *Provider) Wait(ctx context.Context, domain, value string) error {
 		}
 	}
 	if pc.changeID != "" {
-		if err := p.waitInsync(ctx, pc.changeID); err != nil {
+		if err := p.waitInsync(ctx, pc.changeID, pc.at); err != nil {
 			return err
 		}
 		p.log.Info("dns.insync", "name", tgt.name, "change", pc.changeID, "elapsed", time.Since(start))
@@ -57,14 +59,86 @@ func (p *Provider) Wait(ctx context.Context, domain, value string) error {
 	if err := p.waitServed(ctx, servers, tgt.name, value); err != nil {
 		return err
 	}
+	p.obs.authoritative(time.Since(insync))
 	p.log.Info("dns.propagated", "name", tgt.name, "elapsed", time.Since(start),
 		"since_insync", time.Since(insync), "servers", len(servers))
 	return nil
 }
 
-// waitInsync polls GetChange until id is INSYNC.
-func (p *Provider) waitInsync(ctx context.Context, id string) error {
-	status := types.ChangeStatusPending
+// changeWatch is the one GetChange poll of a change. Its fields are guarded
+// by Provider.mu.
+type changeWatch struct {
+	done    chan struct{} // closed when INSYNC or err is set
+	err     error
+	status  types.ChangeStatus
+	waiters int
+	cancel  context.CancelFunc // stops the poll
+}
+
+// maxInsyncKept bounds how many INSYNC change IDs are remembered.
+const maxInsyncKept = 4096
+
+// waitInsync returns once change id is INSYNC, sharing one poll with every
+// other waiter of id. accepted is when Route 53 accepted the change.
+func (p *Provider) waitInsync(ctx context.Context, id string, accepted time.Time) error {
+	p.mu.Lock()
+	if p.insync[id] {
+		p.mu.Unlock()
+		return nil
+	}
+	w := p.changes[id]
+	if w == nil {
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		w = &changeWatch{done: make(chan struct{}), status: types.ChangeStatusPending, cancel: cancel}
+		p.changes[id] = w
+		go p.pollChange(pctx, id, w, accepted)
+	}
+	w.waiters++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		w.waiters--
+		if w.waiters == 0 {
+			w.cancel()
+			if p.changes[id] == w {
+				delete(p.changes, id)
+			}
+		}
+	}()
+	select {
+	case <-w.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return w.err
+	case <-ctx.Done():
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return fmt.Errorf("route53: change %s not INSYNC after %v (last status %s): %w",
+			id, time.Since(accepted).Round(time.Millisecond), w.status, ctx.Err())
+	}
+}
+
+// pollChange polls GetChange for id until it is INSYNC, fails, or ctx (the
+// last waiter left) ends.
+func (p *Provider) pollChange(ctx context.Context, id string, w *changeWatch, accepted time.Time) {
+	end := func(err error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		w.err = err
+		close(w.done)
+		if p.changes[id] == w {
+			delete(p.changes, id)
+		}
+		if err == nil {
+			p.insync[id] = true
+			p.insyncQ = append(p.insyncQ, id)
+			if len(p.insyncQ) > maxInsyncKept {
+				delete(p.insync, p.insyncQ[0])
+				p.insyncQ = p.insyncQ[1:]
+			}
+		}
+	}
 	for n := 1; ; n++ {
 		var out *route53.GetChangeOutput
 		err := p.call(ctx, "GetChange", "change/"+id, func(ctx context.Context) error {
@@ -72,76 +146,184 @@ func (p *Provider) waitInsync(ctx context.Context, id string) error {
 			out, err = p.client.GetChange(ctx, &route53.GetChangeInput{Id: aws.String(id)}, noSDKRetry)
 			return err
 		})
+		if ctx.Err() != nil {
+			return // no waiter left
+		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("route53: change %s not INSYNC (last status %s): %w", id, status, ctx.Err())
-			}
-			return err
+			end(err)
+			return
 		}
 		if out.ChangeInfo != nil {
-			status = out.ChangeInfo.Status
+			p.mu.Lock()
+			w.status = out.ChangeInfo.Status
+			p.mu.Unlock()
+			if out.ChangeInfo.Status == types.ChangeStatusInsync {
+				p.obs.insync(time.Since(accepted))
+				end(nil)
+				return
+			}
 		}
-		if status == types.ChangeStatusInsync {
-			return nil
-		}
-		if err := sleep(ctx, p.poll.delay(n)); err != nil {
-			return fmt.Errorf("route53: change %s not INSYNC (last status %s): %w", id, status, err)
+		if sleep(ctx, p.poll.delay(n, p.rnd())) != nil {
+			return
 		}
 	}
 }
 
-// waitServed polls every server until each has answered with value at name.
-// A server that has served it is not asked again.
+// serveWatch is the one DNS poll of a name at a set of servers. Its fields
+// are guarded by Provider.mu.
+type serveWatch struct {
+	servers []string
+	waiters map[*serveWaiter]bool
+	kick    chan struct{} // buffered 1: a waiter joined, poll now
+	cancel  context.CancelFunc
+}
+
+// serveWaiter is one value waited for; its fields are guarded by
+// Provider.mu.
+type serveWaiter struct {
+	value   string
+	missing map[string]bool  // servers that have not served value yet
+	lastErr map[string]error // per server, the last query error
+	done    chan struct{}    // closed when missing is empty
+}
+
+// waitServed waits until every server has answered value at name, sharing
+// the poll with every other value waited for at name. A server that has
+// served the value is not asked for it again.
 func (p *Provider) waitServed(ctx context.Context, servers []string, name, value string) error {
-	missing := slices.Clone(servers)
-	lastErr := make(map[string]error)
+	key := name + " " + strings.Join(servers, ",")
+	sw := &serveWaiter{value: value, missing: map[string]bool{}, lastErr: map[string]error{}, done: make(chan struct{})}
+	for _, s := range servers {
+		sw.missing[s] = true
+	}
+	p.mu.Lock()
+	w := p.watches[key]
+	if w == nil {
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		w = &serveWatch{servers: servers, waiters: map[*serveWaiter]bool{}, kick: make(chan struct{}, 1), cancel: cancel}
+		p.watches[key] = w
+		go p.pollServed(pctx, key, name, w)
+	}
+	w.waiters[sw] = true
+	p.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case <-sw.done:
+		return nil
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-sw.done: // served just now
+		return nil
+	default:
+	}
+	delete(w.waiters, sw)
+	if len(w.waiters) == 0 {
+		w.cancel()
+		if p.watches[key] == w {
+			delete(p.watches, key)
+		}
+	}
+	var missing, why []string
+	for s := range sw.missing {
+		missing = append(missing, s)
+	}
+	slices.Sort(missing)
+	for _, s := range missing {
+		if e := sw.lastErr[s]; e != nil {
+			why = append(why, fmt.Sprintf("%s: %v", s, e))
+		} else {
+			why = append(why, s+": value not served yet")
+		}
+	}
+	return fmt.Errorf("route53: %s not served by %d of %d name servers (%s): %w",
+		name, len(missing), len(servers), strings.Join(why, "; "), ctx.Err())
+}
+
+// pollServed asks the servers some waiter still misses for name's TXT
+// values, round after round, until no waiter is left.
+func (p *Provider) pollServed(ctx context.Context, key, name string, w *serveWatch) {
+	type answer struct {
+		vals []string
+		err  error
+	}
 	for n := 1; ; n++ {
-		var mu sync.Mutex // guards next and lastErr during the round
-		var next []string
+		p.mu.Lock()
+		ask := map[string]bool{}
+		for sw := range w.waiters {
+			for s := range sw.missing {
+				ask[s] = true
+			}
+		}
+		p.mu.Unlock()
+		var mu sync.Mutex // guards got during the round
+		got := map[string]answer{}
 		var wg sync.WaitGroup
-		for _, s := range missing {
+		for s := range ask {
 			wg.Go(func() {
-				ok, err := p.serves(ctx, s, name, value)
+				vals, err := p.served(ctx, s, name)
 				mu.Lock()
 				defer mu.Unlock()
-				if !ok {
-					next = append(next, s)
-					lastErr[s] = err
-				}
+				got[s] = answer{vals, err}
 			})
 		}
 		wg.Wait()
-		missing = next
-		if len(missing) == 0 {
-			return nil
+		if ctx.Err() != nil {
+			return
 		}
-		if err := sleep(ctx, p.poll.delay(n)); err != nil {
-			slices.Sort(missing)
-			var why []string
-			for _, s := range missing {
-				if e := lastErr[s]; e != nil {
-					why = append(why, fmt.Sprintf("%s: %v", s, e))
-				} else {
-					why = append(why, s+": value not served yet")
+		p.mu.Lock()
+		for sw := range w.waiters {
+			for s := range sw.missing {
+				a := got[s]
+				if a.err == nil && slices.Contains(a.vals, sw.value) {
+					delete(sw.missing, s)
+					continue
 				}
+				sw.lastErr[s] = a.err
 			}
-			return fmt.Errorf("route53: %s not served by %d of %d name servers (%s): %w",
-				name, len(missing), len(servers), strings.Join(why, "; "), err)
+			if len(sw.missing) == 0 {
+				close(sw.done)
+				delete(w.waiters, sw)
+			}
+		}
+		if len(w.waiters) == 0 {
+			w.cancel()
+			if p.watches[key] == w {
+				delete(p.watches, key)
+			}
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		t := time.NewTimer(p.poll.delay(n, p.rnd()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-w.kick:
+			t.Stop()
+			n = 0 // a new value: poll fast again
+		case <-t.C:
 		}
 	}
 }
 
-// serves reports whether server ("host:port") answers value at name. The
-// host is resolved with net.DefaultResolver; the first of its addresses that
-// answers decides.
-func (p *Provider) serves(ctx context.Context, server, name, value string) (bool, error) {
+// served returns the TXT values server ("host:port") answers at name. The
+// host is resolved with net.DefaultResolver; the first of its addresses
+// that answers decides.
+func (p *Provider) served(ctx context.Context, server, name string) ([]string, error) {
 	host, port, err := net.SplitHostPort(server)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	addrs, err := net.DefaultResolver.LookupHost(ctx, host)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	var errs []error
 	for _, a := range addrs {
@@ -150,9 +332,9 @@ func (p *Provider) serves(ctx context.Context, server, name, value string) (bool
 			errs = append(errs, err)
 			continue
 		}
-		return slices.Contains(vals, value), nil
+		return vals, nil
 	}
-	return false, errors.Join(errs...)
+	return nil, errors.Join(errs...)
 }
 
 // queryTXT asks addr for the TXT values at name over UDP, retrying over TCP
