@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -38,6 +39,10 @@ func newRoute53(ctx context.Context, optFns ...func(*route53.Options)) (*route53
 	return route53.NewFromConfig(awsCfg, optFns...), nil
 }
 
+// route53Journal is the file in the state directory recording every
+// challenge value written to Route 53 and not yet removed.
+const route53Journal = "route53-journal.json"
+
 // newIssuer wires the ACME manager: the store persists, Route 53 answers
 // DNS-01. now is the issuer's clock for scheduling decisions; nil is
 // time.Now (tests shift it). rec counts ACME and Route 53 requests and
@@ -53,11 +58,23 @@ func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *sl
 		FollowCNAME:        cfg.FollowCNAME,
 		NameServers:        cfg.DNS01NameServers,
 		PropagationTimeout: cfg.DNS01Timeout,
-		Logger:             log.With("component", "route53"),
+		MaxRPS:             cfg.Route53MaxRPS,
+		Journal:            filepath.Join(cfg.StateDir, route53Journal),
+		Observer: route53dns.Observer{
+			Insync:        func(d time.Duration) { rec.Propagation(metrics.StageInsync, d) },
+			Authoritative: func(d time.Duration) { rec.Propagation(metrics.StageAuthoritative, d) },
+		},
+		Logger: log.With("component", "route53"),
 	})
-	if err != nil {
+	if solver == nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
+	if err != nil { // an unreadable journal, moved aside: say so and go on
+		log.Error("dns.journal_unreadable", "error", err)
+	}
+	// Cleans up what an earlier run left (read from the journal) and retries
+	// failed cleanups, for as long as the daemon runs.
+	go solver.Run(ctx)
 	hc, err := acmeHTTPClient(cfg)
 	if err != nil {
 		return nil, err
@@ -68,20 +85,21 @@ func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *sl
 		specs = append(specs, issuer.CertSpec{Name: d[0], Domains: d})
 	}
 	m, err := issuer.New(issuer.Config{
-		DirectoryURL: cfg.ACMEDirectory,
-		HTTPClient:   hc,
-		Email:        cfg.Email,
-		AcceptTOS:    cfg.AcceptTOS,
-		Profile:      cfg.ACMEProfile,
-		EABKID:       cfg.EABKID,
-		EABHMAC:      cfg.EABHMAC,
-		KeyType:      cfg.KeyType,
-		Certs:        specs,
-		Store:        store,
-		Solver:       solver,
-		Logger:       log.With("component", "acme"),
-		Now:          now,
-		Metrics:      rec,
+		DirectoryURL:        cfg.ACMEDirectory,
+		HTTPClient:          hc,
+		Email:               cfg.Email,
+		AcceptTOS:           cfg.AcceptTOS,
+		Profile:             cfg.ACMEProfile,
+		EABKID:              cfg.EABKID,
+		EABHMAC:             cfg.EABHMAC,
+		KeyType:             cfg.KeyType,
+		Certs:               specs,
+		Store:               store,
+		Solver:              solver,
+		Logger:              log.With("component", "acme"),
+		Now:                 now,
+		Metrics:             rec,
+		MaxConcurrentOrders: cfg.MaxConcurrentOrders,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)

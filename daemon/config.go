@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/edgecert/edgecert/daemon/issuer"
+	"github.com/edgecert/edgecert/daemon/route53dns"
 )
 
 // LetsEncryptURL is the default ACME directory: Let's Encrypt production.
@@ -78,6 +79,9 @@ type Config struct {
 	PrivateZone   bool       // -route53-private-zone
 	FollowCNAME   bool       // -dns01-follow-cname
 	AcceptTOS     bool       // -accept-tos
+
+	Route53MaxRPS       float64 // -route53-max-rps: client-side share of the account's 5 requests/s
+	MaxConcurrentOrders int     // -max-concurrent-orders
 
 	DNS01NameServers []string      // -dns01-nameservers
 	DNS01Timeout     time.Duration // -dns01-timeout
@@ -137,6 +141,7 @@ func newCommandFlagSet(cmd string, c *Config, out io.Writer, extra ...func(*flag
 		fs.StringVar(&c.EABHMAC, "acme-eab-hmac", "", "external account binding HMAC key (base64url)")
 		fs.StringVar(&c.KeyType, "key-type", issuer.KeyECDSAP256, "certificate key: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096")
 		fs.DurationVar(&c.ObtainTimeout, "obtain-timeout", 3*time.Minute, "bound on obtaining missing certificates at start-up, before READY")
+		fs.IntVar(&c.MaxConcurrentOrders, "max-concurrent-orders", issuer.DefaultMaxConcurrentOrders, "most ACME orders in flight at once; more due certificates wait for a slot")
 		fs.StringVar(&c.CertFile, "cert-file", "", "operator-supplied certificate chain (PEM), watched and hot-reloaded; needs -key-file")
 		fs.StringVar(&c.KeyFile, "key-file", "", "private key (PEM) for -cert-file")
 		fs.StringVar(&c.DefaultCert, "default-cert", "", `certificate served when SNI matches none: a certificate name, or "none" for a TLS alert (default: the first certificate)`)
@@ -147,6 +152,7 @@ func newCommandFlagSet(cmd string, c *Config, out io.Writer, extra ...func(*flag
 		fs.BoolVar(&c.FollowCNAME, "dns01-follow-cname", false, "follow a CNAME at _acme-challenge.<name> and write the record in the target's zone")
 		fs.Var(listFlag{&c.DNS01NameServers}, "dns01-nameservers", "`host:port` list queried for DNS-01 propagation instead of the zone's name servers")
 		fs.DurationVar(&c.DNS01Timeout, "dns01-timeout", 2*time.Minute, "bound on waiting for a challenge record to propagate")
+		fs.Float64Var(&c.Route53MaxRPS, "route53-max-rps", route53dns.DefaultMaxRPS, "most Route 53 requests per second this daemon sends (the account allows 5/s shared by every host and tool)")
 	})
 	section("Fleet", func() {})
 	section("whoami routes", func() {
@@ -332,6 +338,9 @@ func (c *Config) validateDNS() error {
 	if c.DNS01Timeout <= 0 {
 		return badFlag("dns01-timeout", "must be positive")
 	}
+	if !(c.Route53MaxRPS > 0 && c.Route53MaxRPS <= 100) { // also NaN
+		return badFlag("route53-max-rps", "%v is not in (0, 100]; Route 53 allows 5 per second per account", c.Route53MaxRPS)
+	}
 	return nil
 }
 
@@ -360,6 +369,8 @@ func (c *Config) issuerConfig() issuer.Config {
 		KeyType:      c.KeyType,
 		MaxNames:     c.ACMEMaxNames,
 		Certs:        specs,
+
+		MaxConcurrentOrders: c.MaxConcurrentOrders,
 	}
 }
 
@@ -376,6 +387,8 @@ var issuerFlags = map[string]string{
 	"KeyType":      "key-type",
 	"MaxNames":     "acme-max-names",
 	"Certs":        "domains",
+
+	"MaxConcurrentOrders": "max-concurrent-orders",
 }
 
 // flagError turns an *issuer.FieldError (found anywhere in err's chain)

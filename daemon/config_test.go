@@ -251,6 +251,9 @@ func TestConfigParseErrors(t *testing.T) {
 		{[]string{d, "-data-max", "big"}, nil, `-data-max: "big" is not a positive size (e.g. 1GiB); see 'edgecert run -h'`},
 		{[]string{d, "-email"}, nil, `-email: needs a value; see 'edgecert run -h'`},
 		{[]string{d, "extra"}, nil, `unexpected argument "extra" (flags start with -); see 'edgecert run -h'`},
+		{[]string{d, "-route53-max-rps", "0"}, nil, `-route53-max-rps: 0 is not in (0, 100]; Route 53 allows 5 per second per account`},
+		{[]string{d}, map[string]string{"EDGECERT_ROUTE53_MAX_RPS": "-1"}, `-route53-max-rps: -1 is not in (0, 100]; Route 53 allows 5 per second per account`},
+		{[]string{d, "-max-concurrent-orders", "-2"}, nil, `-max-concurrent-orders: -2 is negative`},
 	}
 	for _, tt := range tests {
 		_, err := parseConfig(tt.args, envMap(tt.env), io.Discard)

@@ -18,7 +18,9 @@ import (
 // Solver publishes DNS-01 TXT records (daemon/route53dns implements it).
 // Errors may implement RetryAfter() time.Duration; the issuer then waits at
 // least that long before the next attempt. Implementations must be safe for
-// concurrent use: Wait is called concurrently for all values of an order.
+// concurrent use: Present, Wait and CleanUp are each called concurrently for
+// all values of an order (apex and wildcard share a name), and for several
+// orders at once.
 type Solver interface {
 	// Present adds value to the TXT record _acme-challenge.<domain>; domain
 	// never starts with "*.". Apex and wildcard share one name, so two
@@ -53,6 +55,10 @@ var keyTypes = []string{KeyECDSAP256, KeyECDSAP384, KeyRSA2048, KeyRSA3072, KeyR
 
 // DefaultOrderTimeout bounds one order attempt when Config.OrderTimeout is 0.
 const DefaultOrderTimeout = 10 * time.Minute
+
+// DefaultMaxConcurrentOrders bounds the orders in flight when
+// Config.MaxConcurrentOrders is 0.
+const DefaultMaxConcurrentOrders = 25
 
 // Config configures a Manager. New validates it (see Validate); every
 // problem is a *FieldError.
@@ -89,8 +95,18 @@ type Config struct {
 	// Now returns the current time; nil means time.Now. Only scheduling
 	// decisions use it (tests shift it to reach renewal times).
 	Now func() time.Time
-	// OrderTimeout bounds one issuance attempt; 0 means 10 minutes.
+	// OrderTimeout bounds one issuance attempt; 0 means 10 minutes. The
+	// time an attempt waits for a MaxConcurrentOrders slot is not counted.
 	OrderTimeout time.Duration
+	// MaxConcurrentOrders is how many orders may be in flight at once; 0
+	// means DefaultMaxConcurrentOrders (25). Further due certificates wait
+	// for a slot, in no particular order. It keeps a fleet's first boot or
+	// a renewal wave of hundreds of certificates from opening hundreds of
+	// orders (pending authorizations) at the CA at once, while leaving
+	// enough in flight that the solver's batches stay large. It is not a
+	// rate limit: the CA's own (Let's Encrypt: 300 new orders per account
+	// per 3 hours) are honoured through Retry-After and Backoff.
+	MaxConcurrentOrders int
 	// Metrics receives order results; nil records nothing. ACME requests
 	// are counted by Metrics.Transport in HTTPClient, from the actions this
 	// package tags each call's context with.
@@ -159,6 +175,8 @@ func (c *Config) prepare() ([]byte, error) {
 		return nil, fieldErr("OrderTimeout", "%v is negative", c.OrderTimeout)
 	case c.MaxNames < 0:
 		return nil, fieldErr("MaxNames", "%d is negative", c.MaxNames)
+	case c.MaxConcurrentOrders < 0:
+		return nil, fieldErr("MaxConcurrentOrders", "%d is negative", c.MaxConcurrentOrders)
 	case strings.ContainsAny(c.Email, " \t\r\n,") || strings.HasPrefix(c.Email, "mailto:"):
 		return nil, fieldErr("Email", "%q is not a plain address", c.Email)
 	case c.Email != "" && !strings.Contains(c.Email, "@"):
@@ -174,6 +192,9 @@ func (c *Config) prepare() ([]byte, error) {
 	}
 	if c.OrderTimeout == 0 {
 		c.OrderTimeout = DefaultOrderTimeout
+	}
+	if c.MaxConcurrentOrders == 0 {
+		c.MaxConcurrentOrders = DefaultMaxConcurrentOrders
 	}
 	if c.MaxNames == 0 {
 		c.MaxNames = DefaultMaxNames

@@ -50,6 +50,9 @@ type Manager struct {
 	// acctSem serialises account set-up (a channel, so waiting honours
 	// ctx); the set-up itself does I/O without holding mu.
 	acctSem chan struct{}
+	// orderSem holds one token per order in flight (capacity
+	// Config.MaxConcurrentOrders); attempts wait for one, honouring ctx.
+	orderSem chan struct{}
 
 	mu   sync.Mutex // guards dir, sess and the mutable fields of every certState
 	dir  *directory // the CA's directory once fetched
@@ -118,13 +121,14 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		hc:      cfg.HTTPClient,
-		now:     cfg.Now,
-		rnd:     rand.Float64,
-		eab:     eab,
-		acctSem: make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		hc:       cfg.HTTPClient,
+		now:      cfg.Now,
+		rnd:      rand.Float64,
+		eab:      eab,
+		acctSem:  make(chan struct{}, 1),
+		orderSem: make(chan struct{}, cfg.MaxConcurrentOrders),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -430,6 +434,12 @@ func (m *Manager) attempt(ctx context.Context, cs *certState, reason string, cur
 		return fmt.Errorf("issuer: %s: %w", cs.spec.Name, ctx.Err())
 	}
 	defer func() { <-cs.sem }()
+	select {
+	case m.orderSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("issuer: %s: waiting for an order slot: %w", cs.spec.Name, ctx.Err())
+	}
+	defer func() { <-m.orderSem }()
 	// Re-read under the attempt lock: a concurrent attempt may have just
 	// replaced the certificate.
 	if e, ok := m.cfg.Store.Current(cs.spec.Name); ok && (cur == nil || e.Version != cur.Version) {

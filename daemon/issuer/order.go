@@ -214,23 +214,28 @@ func (m *Manager) authorize(ctx context.Context, s *session, name string, order 
 		return nil
 	}
 
-	var presented []challenge
+	// Every value is presented, waited for and cleaned up concurrently: the
+	// solver coalesces the writes of one order (and of concurrent orders)
+	// into shared change batches. Every Present may have written, even one
+	// that fails, so every value is cleaned up, with a fresh bounded context.
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		for _, c := range presented {
+		_ = forAll(todo, func(c challenge) error {
 			if cerr := m.cfg.Solver.CleanUp(cctx, c.domain, c.value); cerr != nil {
 				m.log.Warn("dns.cleanup_failed", "name", name, "domain", c.domain, "error", cerr)
 			}
-		}
+			return nil
+		})
 	}()
-	// Present one at a time: apex and wildcard values share a record name.
-	for _, c := range todo {
-		presented = append(presented, c) // also a failed Present may have written
+	if err := forAll(todo, func(c challenge) error {
 		if err := m.cfg.Solver.Present(ctx, c.domain, c.value); err != nil {
 			return fmt.Errorf("issuer: dns-01 present %s: %w", c.domain, err)
 		}
 		m.log.Info("dns.challenge_present", "name", name, "domain", c.domain)
+		return nil
+	}); err != nil {
+		return err
 	}
 	if err := forAll(todo, func(c challenge) error {
 		if err := m.cfg.Solver.Wait(ctx, c.domain, c.value); err != nil {
