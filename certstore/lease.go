@@ -57,8 +57,9 @@ type LeaseInfo struct {
 	// Name is the certificate the lease is for.
 	Name string
 	// Generation is the fencing token: it is greater than the generation
-	// of every earlier lease for Name and of every certificate published
-	// for Name. A certificate is published under the generation it was
+	// of every certificate published for Name and of every earlier lease
+	// that was lost or taken over (a lease released without publishing may
+	// see its generation granted again: nothing can be published under it). A certificate is published under the generation it was
 	// ordered with; a store refuses a generation that is not newer than
 	// the one it has.
 	Generation uint64
@@ -118,12 +119,13 @@ func (l *Lease) Err() error {
 // ErrLeaseLost. Release afterwards does not touch the store (the lease is
 // someone else's now).
 func (l *Lease) Lose(why error) {
-	l.once.Do(func() {})
 	l.cancel(fmt.Errorf("%w: %w", ErrLeaseLost, why))
 }
 
 // Release gives the lease up. It is idempotent, returns the first call's
-// result, and does nothing in the store if the lease was lost.
+// result, and does nothing in the store if the lease was lost before.
+// The release function must itself check Err after stopping renewals: the
+// lease may be lost while Release runs.
 func (l *Lease) Release(ctx context.Context) error {
 	l.once.Do(func() {
 		if l.ctx.Err() == nil && l.release != nil {
