@@ -47,7 +47,7 @@ const route53Journal = "route53-journal.json"
 // DNS-01. now is the issuer's clock for scheduling decisions; nil is
 // time.Now (tests shift it). rec counts ACME and Route 53 requests and
 // order results (nil: nothing is counted).
-func newIssuer(ctx context.Context, cfg *Config, store *certstore.Store, log *slog.Logger, now func() time.Time, rec *metrics.Recorder) (*issuer.Manager, error) {
+func newIssuer(ctx context.Context, cfg *Config, store issuer.Store, log *slog.Logger, now func() time.Time, rec *metrics.Recorder) (*issuer.Manager, error) {
 	r53, err := newRoute53(ctx, func(o *route53.Options) { o.APIOptions = append(o.APIOptions, rec.Route53APIOption()) })
 	if err != nil {
 		return nil, err

@@ -87,6 +87,8 @@ type Config struct {
 	DNS01Timeout     time.Duration // -dns01-timeout
 	ObtainTimeout    time.Duration // -obtain-timeout: bound on the first order before READY
 	ShutdownTimeout  time.Duration // -shutdown-timeout: bound on draining connections
+
+	Fleet FleetConfig // -fleet-*, -instance-id (fleet.go)
 }
 
 // newFlagSet defines every flag of `edgecert run` on a fresh FlagSet that
@@ -154,7 +156,7 @@ func newCommandFlagSet(cmd string, c *Config, out io.Writer, extra ...func(*flag
 		fs.DurationVar(&c.DNS01Timeout, "dns01-timeout", 2*time.Minute, "bound on waiting for a challenge record to propagate")
 		fs.Float64Var(&c.Route53MaxRPS, "route53-max-rps", route53dns.DefaultMaxRPS, "most Route 53 requests per second this daemon sends (the account allows 5/s shared by every host and tool)")
 	})
-	section("Fleet", func() {})
+	section("Fleet", func() { c.Fleet.define(fs) })
 	section("whoami routes", func() {
 		fs.StringVar(&c.Name, "name", "", "whoami name printed by / and /api")
 		fs.StringVar(&c.HealthToken, "health-token", "", "bearer token that allows POST /health from non-loopback clients")
@@ -256,7 +258,7 @@ func applyEnv(fs *flag.FlagSet, set map[string]bool, lookupEnv func(string) (str
 // validate checks everything that can be checked before start-up, one
 // phase per section of the flags.
 func (c *Config) validate() error {
-	for _, phase := range []func() error{c.validateListeners, c.validateFiles, c.validateCertificates, c.validateDNS, c.validateLogging} {
+	for _, phase := range []func() error{c.validateListeners, c.validateFiles, c.validateCertificates, c.validateDNS, c.Fleet.validate, c.validateLogging} {
 		if err := phase(); err != nil {
 			return err
 		}

@@ -316,3 +316,46 @@ func TestRunHelp(t *testing.T) {
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+func TestFleetFlags(t *testing.T) {
+	base := []string{"-domains", "example.com", "-state-dir", t.TempDir()}
+	for _, tc := range []struct {
+		args           []string
+		bucket, prefix string
+		err            string
+	}{
+		{[]string{"-fleet-store", "s3://certs"}, "certs", "", ""},
+		{[]string{"-fleet-store", "s3://certs/edge/prod/"}, "certs", "edge/prod/", ""},
+		{[]string{"-fleet-store", "https://certs"}, "", "", "-fleet-store: "},
+		{[]string{"-fleet-store", "s3:///x"}, "", "", "-fleet-store: "},
+		{[]string{"-fleet-store", "s3://certs", "-fleet-lease-ttl", "5s"}, "", "", "-fleet-lease-ttl: "},
+		{[]string{"-fleet-store", "s3://certs", "-fleet-sync-interval", "0s"}, "", "", "-fleet-sync-interval: "},
+		{[]string{"-fleet-lease-ttl", "5s"}, "", "", ""}, // ignored without -fleet-store
+	} {
+		c, err := parseConfig(append(append([]string{}, base...), tc.args...), func(string) (string, bool) { return "", false }, io.Discard)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+				t.Errorf("%v: err = %v, want prefix %q", tc.args, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%v: %v", tc.args, err)
+		case c.Fleet.bucket != tc.bucket || c.Fleet.prefix != tc.prefix:
+			t.Errorf("%v: bucket %q prefix %q", tc.args, c.Fleet.bucket, c.Fleet.prefix)
+		}
+	}
+	c, err := parseConfig(base, func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil || c.Fleet.SyncInterval != time.Minute || c.Fleet.LeaseTTL != 2*time.Minute {
+		t.Errorf("defaults %+v, %v", c.Fleet, err)
+	}
+}
+
+func TestInstanceID(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	if got := instanceID(t.Context(), "i-0abc"); got != "i-0abc" {
+		t.Errorf("flag value: %q", got)
+	}
+	h, _ := os.Hostname()
+	if got := instanceID(t.Context(), ""); got != h {
+		t.Errorf("without IMDS: %q, want the hostname %q", got, h)
+	}
+}

@@ -71,9 +71,16 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 		}
 	}
 
+	fleet, err := newFleet(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	if fleet != nil {
+		reg.MustRegister(newFleetCollector(fleet))
+	}
 	var mgr *issuer.Manager
 	if len(cfg.Domains) > 0 {
-		if mgr, err = newIssuer(ctx, cfg, store, log, nil, rec); err != nil {
+		if mgr, err = newIssuer(ctx, cfg, issuerStore(store, fleet), log, nil, rec); err != nil {
 			return err
 		}
 	}
@@ -122,7 +129,7 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 		listeners = append(listeners, adminLn)
 	}
 
-	views := func() []certView { return certViews(store, mgr) }
+	views := func() []certView { return addFleetViews(certViews(store, mgr), fleet) }
 	ready := func() (bool, string) {
 		if len(store.Entries()) == 0 {
 			return false, "no valid certificate loaded yet"
@@ -177,6 +184,10 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 		_, port, _ := net.SplitHostPort(httpsLn.Addr().String())
 		serve("http-redirect", newRedirectServer(port, log), httpLn, false)
 	}
+
+	// In a fleet, install the shared certificates first: a new host then
+	// serves them without contacting the CA.
+	startFleet(bg, fleet, cfg.Fleet.SyncInterval, log, wg.Go)
 
 	// A stored valid certificate needs no CA contact; otherwise obtain it
 	// now, within the bound, while the admin listener already answers.

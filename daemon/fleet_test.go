@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgecert/edgecert/certstore/s3store/s3test"
+	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
+)
+
+// fleetDaemon is one daemon of an in-process fleet.
+type fleetDaemon struct {
+	name  string
+	mu    sync.Mutex // guards addrs
+	addrs map[string]string
+	ready chan struct{}
+	done  chan error
+	logs  *syncBuffer
+}
+
+func (d *fleetDaemon) addr(name string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.addrs[name]
+}
+
+// startFleet starts one daemon per name at once, all sharing f, and waits
+// until every one is READY.
+func startFleetDaemons(t *testing.T, r *rig, f *s3test.Server, names ...string) []*fleetDaemon {
+	t.Helper()
+	t.Setenv("AWS_ENDPOINT_URL_S3", f.URL)
+	var ds []*fleetDaemon
+	for _, name := range names {
+		cfg := r.config(t, t.TempDir(), "-fleet-store", "s3://"+s3test.Bucket+"/edge", "-fleet-s3-path-style",
+			"-instance-id", name, "-fleet-lease-ttl", "10s", "-fleet-sync-interval", "1s")
+		d := &fleetDaemon{name: name, addrs: map[string]string{}, ready: make(chan struct{}), done: make(chan error, 1), logs: &syncBuffer{}}
+		ctx, cancel := context.WithCancel(context.Background())
+		log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		hk := hooks{
+			listening: func(n, a string) { d.mu.Lock(); d.addrs[n] = a; d.mu.Unlock() },
+			ready:     func() { close(d.ready) },
+		}
+		go func() { d.done <- runWith(ctx, cfg, log, hk) }()
+		t.Cleanup(func() {
+			cancel()
+			<-d.done
+			if t.Failed() {
+				t.Logf("%s log:\n%s", d.name, d.logs.String())
+			}
+		})
+		ds = append(ds, d)
+	}
+	for _, d := range ds {
+		select {
+		case <-d.ready:
+		case err := <-d.done:
+			t.Fatalf("%s exited before READY: %v", d.name, err)
+		case <-time.After(90 * time.Second):
+			t.Fatalf("%s not READY after 90s", d.name)
+		}
+	}
+	return ds
+}
+
+func createdOrderCount(ca *pebblerig.CA) int {
+	n := 0
+	for _, o := range ca.NewOrders() {
+		if o.Status == http.StatusCreated {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFleetOneOrder: three daemons started together on one S3 bucket make
+// exactly one ACME order and serve the same certificate; a host started
+// later serves it with no CA and no Route 53 request.
+func TestFleetOneOrder(t *testing.T) {
+	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
+	f := s3test.New(t)
+	ds := startFleetDaemons(t, r, f, "host-a", "host-b", "host-c")
+	if n := createdOrderCount(r.ca); n != 1 {
+		t.Fatalf("%d ACME orders for a fleet of 3, want exactly 1", n)
+	}
+	roots := r.ca.IssuerRoots()
+	want := leaf(t, ds[0].addr("https"), "example.test", roots).SerialNumber
+	for _, d := range ds[1:] {
+		if got := leaf(t, d.addr("https"), "www.example.test", roots).SerialNumber; got.Cmp(want) != 0 {
+			t.Errorf("%s serves %x, host-a %x", d.name, got, want)
+		}
+	}
+	published := 0
+	for _, d := range ds {
+		published += strings.Count(d.logs.String(), "msg=fleet.cert_published")
+	}
+	if published != 1 {
+		t.Errorf("%d fleet.cert_published events, want 1", published)
+	}
+
+	caRequests, r53Calls := r.ca.Requests(), r.r53.TotalCalls()
+	late := startFleetDaemons(t, r, f, "host-d")[0]
+	if got := leaf(t, late.addr("https"), "example.test", roots).SerialNumber; got.Cmp(want) != 0 {
+		t.Errorf("the late host serves %x, want %x", got, want)
+	}
+	if d := r.ca.Requests() - caRequests; d != 0 {
+		t.Errorf("the late host made %d CA requests, want 0", d)
+	}
+	if d := r.r53.TotalCalls() - r53Calls; d != 0 {
+		t.Errorf("the late host made %d Route 53 calls, want 0", d)
+	}
+	if !strings.Contains(late.logs.String(), "msg=fleet.cert_installed") {
+		t.Error("the late host did not log fleet.cert_installed")
+	}
+	code, body := get(t, "http://"+late.addr("admin")+"/status", &http.Client{Timeout: 5 * time.Second})
+	body = strings.Join(strings.Fields(body), "")
+	if code != 200 || !strings.Contains(body, `"shared_generation":1`) || !strings.Contains(body, `"serving_generation":1`) {
+		t.Errorf("/status = %d %s; want shared and serving generation 1", code, body)
+	}
+	code, body = get(t, "http://"+late.addr("admin")+"/metrics", &http.Client{Timeout: 5 * time.Second})
+	if code != 200 || !strings.Contains(body, `edgecert_fleet_serving_generation{cert="example.test"} 1`) {
+		t.Errorf("/metrics lacks the serving generation: %d", code)
+	}
+}
