@@ -2,16 +2,24 @@ package issuer
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgecert/edgecert/certstore"
+	"golang.org/x/crypto/acme"
+
 	"github.com/edgecert/edgecert/certstore/certstoretest"
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
+	"github.com/edgecert/edgecert/internal/logtest"
 )
 
 // sharedStore is a memStore whose leases are shared (as a fleet store's
@@ -201,33 +209,54 @@ func TestEmergencyOrderWhenStoreUnavailable(t *testing.T) {
 }
 
 // TestAlreadyReplacedUnderSharedLease: the CA says the certificate already
-// has a replacement (a peer renewed it). Under a shared lease the manager
-// backs off with errPeerRenewing and orders nothing without "replaces";
-// alone (a local lease) it retries without "replaces", as before.
+// has a replacement (a peer is renewing it). Under a shared lease the
+// manager backs off with errPeerRenewing and sends no order without
+// "replaces"; alone (a local lease) it retries without, as before. (A fake
+// CA: Pebble races on a replacement right after another one finalizes.)
 func TestAlreadyReplacedUnderSharedLease(t *testing.T) {
 	t.Parallel()
-	e, ctx := issued(t, pebblerig.Options{})
-	first := current(t, e.store, "example.test")
-	m := e.manager(t, apexWild, nil)
-	if _, err := m.issue(ctx, m.certs[0], reasonARI, first, fence{}); err != nil {
-		t.Fatalf("renewal: %v", err)
-	}
-	ordersBefore := len(e.ca.NewOrders())
-
-	shared := certstore.NewLease(certstore.LeaseInfo{Name: "example.test", Generation: 3, Shared: true}, nil)
-	_, err := m.issue(ctx, m.certs[0], reasonARI, first, fence{lease: shared})
-	if !errors.Is(err, errPeerRenewing) {
-		t.Fatalf("second replacement under a shared lease = %v, want errPeerRenewing", err)
-	}
-	if n := len(e.ca.NewOrders()) - ordersBefore; n != 1 {
-		t.Errorf("%d newOrder requests, want 1 (the refused one, no retry without replaces)", n)
-	}
-
-	if _, err := m.issue(ctx, m.certs[0], reasonARI, first, fence{}); err != nil {
-		t.Fatalf("second replacement alone: %v", err)
-	}
-	if len(e.logs.Find("acme.replaces_refused", nil)) != 1 {
-		t.Error("alone, the refusal should be retried without replaces (acme.replaces_refused)")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, tc := range []struct {
+		name      string
+		f         fence
+		wantPeer  bool
+		wantPosts int
+	}{
+		{"shared", fence{lease: certstore.NewLease(certstore.LeaseInfo{Name: "example.test", Generation: 3, Shared: true}, nil)}, true, 1},
+		{"shared in emergency", fence{lease: certstore.NewLease(certstore.LeaseInfo{Name: "example.test", Generation: 3, Shared: true}, nil), emergency: true}, false, 2},
+		{"alone", fence{lease: certstore.NewLease(certstore.LeaseInfo{Name: "example.test", Generation: 1}, nil)}, false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeNewOrderCA{t: t, pub: key.Public(), kid: "https://ca.test/acct/7", refuse: true, nonces: map[string]bool{}}
+			var srv *httptest.Server
+			srv = httptest.NewServer(f.handler(func() string { return srv.URL }))
+			defer srv.Close()
+			s := &session{
+				client: &acme.Client{Key: key, DirectoryURL: srv.URL + "/dir", HTTPClient: srv.Client(), KID: acme.KeyID(f.kid), UserAgent: userAgent},
+				key:    key, kid: f.kid,
+				dir: &directory{NewNonce: srv.URL + "/nonce", NewOrder: srv.URL + "/order"},
+			}
+			logs := logtest.New()
+			m, err := New(Config{DirectoryURL: srv.URL + "/dir", HTTPClient: srv.Client(), Store: newMemStore(), Solver: &dnsSolver{},
+				Certs: []CertSpec{{Domains: apexWild}}, Logger: slog.New(logs)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			replaces := "aki.serial"
+			_, err = m.createOrder(t.Context(), s, m.certs[0], tc.f, &replaces)
+			if got := errors.Is(err, errPeerRenewing); got != tc.wantPeer {
+				t.Errorf("createOrder = %v; errPeerRenewing %v, want %v", err, got, tc.wantPeer)
+			}
+			f.mu.Lock()
+			posts := f.posts
+			f.mu.Unlock()
+			if posts != tc.wantPosts {
+				t.Errorf("%d newOrder requests, want %d", posts, tc.wantPosts)
+			}
+			if peer := len(logs.Find("fleet.peer_renewing", nil)) == 1; peer != tc.wantPeer {
+				t.Errorf("fleet.peer_renewing logged %v, want %v", peer, tc.wantPeer)
+			}
+		})
 	}
 }
 
