@@ -47,7 +47,7 @@ const (
 func (f *FleetConfig) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.Store, "fleet-store", "", "share certificates with a fleet through S3: s3://BUCKET[/PREFIX] (endpoint and credentials from the AWS SDK chain, e.g. AWS_ENDPOINT_URL_S3)")
 	fs.BoolVar(&f.PathStyle, "fleet-s3-path-style", false, "address the bucket path-style (for S3-compatible servers)")
-	fs.StringVar(&f.KMSKeyID, "fleet-sse-kms-key-id", "", "encrypt every fleet object with this KMS key (default: the bucket's default encryption)")
+	fs.StringVar(&f.KMSKeyID, "fleet-sse-kms-key-id", "", "encrypt every fleet object with this KMS key (default: the bucket's own encryption)")
 	fs.DurationVar(&f.SyncInterval, "fleet-sync-interval", s3store.DefaultSyncInterval, "bound (plus jitter) within which a certificate published by another host is installed")
 	fs.DurationVar(&f.LeaseTTL, "fleet-lease-ttl", s3store.DefaultLeaseTTL, "validity of a certificate lease without renewal (at least 10s)")
 	fs.StringVar(&f.InstanceID, "instance-id", "", "this host's name in leases, logs and status (default: the EC2 instance ID from IMDSv2, else the hostname)")

@@ -237,7 +237,7 @@ func TestAlreadyReplacedUnderSharedLease(t *testing.T) {
 				dir: &directory{NewNonce: srv.URL + "/nonce", NewOrder: srv.URL + "/order"},
 			}
 			logs := logtest.New()
-			m, err := New(Config{DirectoryURL: srv.URL + "/dir", HTTPClient: srv.Client(), Store: newMemStore(), Solver: &dnsSolver{},
+			m, err := New(Config{DirectoryURL: "https://ca.test/dir", HTTPClient: srv.Client(), Store: newMemStore(), Solver: &dnsSolver{},
 				Certs: []CertSpec{{Domains: apexWild}}, Logger: slog.New(logs)})
 			if err != nil {
 				t.Fatal(err)
