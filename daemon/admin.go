@@ -39,9 +39,13 @@ type certView struct {
 
 // adminHandler serves /livez (the process answers), /readyz (at least one
 // valid certificate is being served), /status (JSON of certViews) and
-// /metrics (Prometheus). It is meant for loopback only.
-func adminHandler(views func() []certView, ready func() (bool, string), reg *prometheus.Registry) http.Handler {
+// /metrics (Prometheus), and with ops POST /renew and POST /revoke. It is
+// meant for loopback only.
+func adminHandler(views func() []certView, ready func() (bool, string), reg *prometheus.Registry, ops *adminOps) http.Handler {
 	mux := http.NewServeMux()
+	if ops != nil {
+		ops.register(mux)
+	}
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))

@@ -59,6 +59,7 @@ type Config struct {
 
 	Name        string // -name (whoami name)
 	HealthToken string // -health-token
+	AdminToken  string // -admin-token
 	AllowEnv    bool   // -allow-env
 	DataMax     int64  // -data-max, bytes
 
@@ -125,6 +126,7 @@ func newCommandFlagSet(cmd string, c *Config, out io.Writer, extra ...func(*flag
 		fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "address of the HTTPS listener")
 		fs.StringVar(&c.HTTPAddr, "http-addr", ":80", "address of the HTTP listener that redirects to HTTPS (empty disables it)")
 		fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:9180", "address of the admin listener: /livez /readyz /metrics /status (empty disables it)")
+		fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token that allows POST /renew and /revoke on the admin listener from non-loopback clients")
 		fs.StringVar(&c.ClientCAFile, "client-ca-file", "", "require and verify client certificates signed by these CAs (PEM)")
 		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on draining connections at shutdown")
 	})

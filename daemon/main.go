@@ -36,6 +36,8 @@ Usage:
   edgecert run [flags]          run the daemon (flags also read EDGECERT_<FLAG> variables)
   edgecert iam-policy [flags]   print the least-privilege IAM policy for the configured certificates
   edgecert status [-admin-addr] show what a running daemon serves and when it renews (exit 1: needs attention)
+  edgecert renew [-force] [NAME...]       renew now through the running daemon, printing the rotation (exit 0: served)
+  edgecert revoke NAME -reason REASON     revoke at the CA and serve a replacement with a new key at once
   edgecert version              print the version
   edgecert help                 this text; "edgecert run -h" lists the flags
 `
@@ -75,6 +77,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 		return exitOK
+	case "renew":
+		return runRenew(args[1:], stdout, stderr)
+	case "revoke":
+		return runRevoke(args[1:], stdout, stderr)
 	case "run", "iam-policy":
 	default:
 		fmt.Fprintf(stderr, "edgecert: unknown command %q%s\n%s", args[0], didYouMean("", args[0], commands), usage)
@@ -123,4 +129,4 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 // commands are Main's commands, for suggestions.
-var commands = []string{"run", "iam-policy", "status", "version", "help"}
+var commands = []string{"run", "iam-policy", "status", "renew", "revoke", "version", "help"}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -44,6 +45,9 @@ type hooks struct {
 }
 
 func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error {
+	// Log events also go to the admin streams of `edgecert renew/revoke`.
+	events := newEventHub()
+	log = slog.New(events.tee(log.Handler()))
 	log.Info("daemon.starting", "version", version(), "state_dir", cfg.StateDir, "certificates", len(cfg.Domains))
 	n := notifier{log}
 	n.status("starting")
@@ -165,7 +169,11 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	if adminLn != nil {
 		reg.MustRegister(metrics.NewCertCollector(func() []metrics.Cert { return metricCerts(views()) }, nil),
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		serve("admin", &http.Server{Handler: adminHandler(views, ready, reg), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}, adminLn, false)
+		ops := &adminOps{mgr: mgr, hub: events, base: connCtx, log: log.With("component", "admin")}
+		if cfg.AdminToken != "" {
+			ops.token, ops.hasTk = sha256.Sum256([]byte(cfg.AdminToken)), true
+		}
+		serve("admin", &http.Server{Handler: adminHandler(views, ready, reg, ops), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}, adminLn, false)
 	}
 
 	bg, stopBG := context.WithCancel(ctx)

@@ -45,13 +45,14 @@
 // challenge values are never logged.
 //
 //	acme.account             status=registered|reused, account (URL)
-//	cert.order_started       reason=missing|expired|domains_changed|profile_changed|renewal|ari, domains, profile, replaces
+//	cert.order_started       reason=missing|expired|domains_changed|profile_changed|renewal|ari|manual|revoked, domains, profile, replaces
 //	dns.challenge_present    domain
 //	acme.challenge_validated domain
 //	cert.issued              serial, not_after, profile (as the CA reports it)
 //	cert.stored              serial, version
 //	cert.renewal_scheduled   at, reason=ari|lifetime|lifetime_cap|expired, ari_start, ari_end
 //	cert.renewal_failed      reason, error, attempt, next_try
+//	cert.revoked             serial, reason (RFC 5280 code); a replacement order follows
 //	cert.attempt_cancelled   reason, error (ctx cancelled: shutdown, no backoff)
 //	ari.checked              ari_start, ari_end, retry_after, next_poll
 //	ari.check_failed         error, next_poll

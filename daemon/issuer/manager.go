@@ -70,6 +70,7 @@ type certState struct {
 	lastReason  string    // reason of the last attempt
 	lastSuccess time.Time // when the last issuance succeeded
 	lastFailure time.Time // when the last attempt failed
+	revoked     string    // serial Revoke revoked: re-obtained until replaced
 	nextTry     time.Time // no attempt before this (backoff, minReissue)
 
 	ari         *ariState // ARI window of the served certificate, if known
@@ -293,6 +294,8 @@ func (m *Manager) needsObtain(cs *certState, now time.Time) (*certstore.Entry, s
 		return e, reasonDomainsChanged
 	case e.Meta.Profile != m.cfg.Profile:
 		return e, reasonProfileChanged
+	case m.isRevoked(cs, e):
+		return e, reasonRevoked
 	}
 	return e, ""
 }
