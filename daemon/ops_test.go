@@ -143,6 +143,17 @@ func TestRenewRevokeAndMetrics(t *testing.T) {
 	if got := value("edgecert_certificate_not_after_timestamp_seconds", map[string]string{"name": "example.test"}); int64(got) != third.NotAfter.Unix() {
 		t.Errorf("not_after = %v; want the served certificate's %d", got, third.NotAfter.Unix())
 	}
+	for _, stage := range []string{"insync", "authoritative"} {
+		var n uint64
+		for _, m := range families["edgecert_route53_propagation_seconds"].GetMetric() {
+			if hasLabels(m, map[string]string{"stage": stage}) {
+				n = m.GetHistogram().GetSampleCount()
+			}
+		}
+		if n < 3 {
+			t.Errorf("edgecert_route53_propagation_seconds{stage=%q} has %d observations; want one per order (3+)", stage, n)
+		}
+	}
 	if n := len(families["edgecert_http_open_connections"].GetMetric()); n != 1 {
 		t.Errorf("edgecert_http_open_connections series = %d; want 1", n)
 	}
