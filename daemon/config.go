@@ -63,6 +63,11 @@ type Config struct {
 	AllowEnv    bool   // -allow-env
 	DataMax     int64  // -data-max, bytes
 
+	// Limits bound every client of the HTTPS listener; -max-connections
+	// and -max-connections-per-client set MaxConns and PerClientConns, the
+	// rest are defaultLimits.
+	Limits Limits
+
 	LogLevel  slog.Level // -log-level
 	LogFormat string     // -log-format: text or json
 
@@ -129,6 +134,9 @@ func newCommandFlagSet(cmd string, c *Config, out io.Writer, extra ...func(*flag
 		fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token that allows POST /renew and /revoke on the admin listener from non-loopback clients")
 		fs.StringVar(&c.ClientCAFile, "client-ca-file", "", "require and verify client certificates signed by these CAs (PEM)")
 		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on draining connections at shutdown")
+		c.Limits = defaultLimits()
+		fs.IntVar(&c.Limits.MaxConns, "max-connections", c.Limits.MaxConns, "most open HTTPS connections; more are closed at once (0: no cap)")
+		fs.IntVar(&c.Limits.PerClientConns, "max-connections-per-client", c.Limits.PerClientConns, "most open HTTPS connections from one client IP (IPv6: one /64) (0: no cap)")
 	})
 	section("Certificates and ACME", func() {
 		fs.Var(domainsFlag{&c.Domains}, "domains", "names of one certificate, comma-separated (repeat for more certificates; in the env var separate certificates with ';')")
@@ -280,6 +288,12 @@ func (c *Config) validateListeners() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return badFlag("shutdown-timeout", "must be positive")
+	}
+	if c.Limits.MaxConns < 0 {
+		return badFlag("max-connections", "must not be negative")
+	}
+	if c.Limits.PerClientConns < 0 {
+		return badFlag("max-connections-per-client", "must not be negative")
 	}
 	return nil
 }

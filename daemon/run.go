@@ -145,6 +145,10 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	// /?wait=) end with it.
 	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelConns()
+	httpsSrv, err := newHTTPSServer(rec.Handler(h), settings.config(cfg.ClientCAFile != ""), connCtx, cfg.Limits, log)
+	if err != nil {
+		return err
+	}
 	var servers []*http.Server
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 4)
@@ -187,7 +191,7 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	// Serve at once: certificates already valid in the store are served
 	// while missing ones are being obtained (a handshake for a name with no
 	// certificate yet fails with an alert, never a panic).
-	serve("https", instrument(newHTTPSServer(rec.Handler(h), settings.config(cfg.ClientCAFile != ""), connCtx, log), rec), httpsLn, true)
+	serve("https", instrument(httpsSrv, rec), newLimitListener(httpsLn, cfg.Limits, log), true)
 	if httpLn != nil {
 		_, port, _ := net.SplitHostPort(httpsLn.Addr().String())
 		serve("http-redirect", newRedirectServer(port, log), httpLn, false)

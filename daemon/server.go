@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,9 +15,8 @@ import (
 	"github.com/edgecert/edgecert/daemon/metrics"
 )
 
-// Server timeouts. There is deliberately no ReadTimeout or WriteTimeout:
-// /echo websockets, large /data bodies and /?wait= are long-lived, and the
-// routes bound those themselves (idle deadlines, wait cap, data cap).
+// Timeouts of the admin and redirect listeners; the public listener's
+// bounds are in Limits.
 const (
 	readHeaderTimeout = 10 * time.Second  // slowloris bound on the request head
 	idleTimeout       = 120 * time.Second // keep-alive connections between requests
@@ -63,19 +63,33 @@ func (s *tlsSettings) config(reloadable bool) *tls.Config {
 	return base
 }
 
-// newHTTPSServer returns the public server for h. Connections' contexts
-// derive from base, which the caller cancels when shutdown starts so that
-// hijacked websockets end too.
-func newHTTPSServer(h http.Handler, tlsCfg *tls.Config, base context.Context, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
+// newHTTPSServer returns the public server for h within lim (see Limits):
+// request heads, header blocks and the TLS handshake bounded by
+// HeaderTimeout, bodies by BodyTimeout, idle connections by IdleTimeout,
+// HTTP/2 streams, windows and PINGs as configureHTTP2 sets them. There is
+// deliberately no ReadTimeout or WriteTimeout: /echo websockets, large
+// /data bodies and /?wait= are long-lived; the write-progress deadline of
+// the listener (newLimitListener) bounds a client that stops reading.
+// Connections' contexts derive from base, which the caller cancels when
+// shutdown starts so that hijacked websockets end too.
+func newHTTPSServer(h http.Handler, tlsCfg *tls.Config, base context.Context, lim Limits, log *slog.Logger) (*http.Server, error) {
+	rl := newRateLog(log, logEvery)
+	srv := &http.Server{
+		Handler:           boundBodies(h, lim.BodyTimeout, rl),
 		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
+		ReadHeaderTimeout: lim.HeaderTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(log.With("event", "http.error").Handler(), slog.LevelDebug),
 	}
+	err := configureHTTP2(srv, lim, func(remote net.Addr) {
+		rl.warn("http.header_timeout", "http.header_timeout", slog.String("remote", remote.String()), slog.Duration("timeout", lim.HeaderTimeout))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	return srv, nil
 }
 
 // redirectHandler sends every plain-HTTP request to the same host and path
