@@ -21,6 +21,10 @@ var (
 	ErrLeaseLost = errors.New("certstore: lease lost")
 	// ErrLeaseReleased means Release was called.
 	ErrLeaseReleased = errors.New("certstore: lease released")
+	// ErrSuperseded is returned by a shared store's Lock when, while it
+	// waited, a peer published a newer certificate, which the store then
+	// installed: the caller re-checks what it serves instead of ordering.
+	ErrSuperseded = errors.New("certstore: a peer published a newer certificate while waiting for the lease")
 	// ErrUnavailable marks a failure to reach a shared store (network,
 	// throttling, server errors) as opposed to a refusal such as
 	// contention. Implementations wrap it; callers test with errors.Is.

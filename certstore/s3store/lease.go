@@ -84,8 +84,12 @@ func (s *Store) writeLease(ctx context.Context, name string, body leaseBody, eta
 // Errors wrap certstore.ErrUnavailable when the bucket cannot be reached.
 func (s *Store) Lock(ctx context.Context, name string) (*certstore.Lease, error) {
 	waitingFor := ""
-	for {
-		l, holder, err := s.tryLock(ctx, name)
+	seenGen := uint64(0)
+	for first := true; ; first = false {
+		l, holder, err := s.tryLock(ctx, name, first, &seenGen)
+		if errors.Is(err, certstore.ErrSuperseded) {
+			return nil, fmt.Errorf("s3store: lock %s: %w", name, err)
+		}
 		if err != nil {
 			s.storeError("lock", name, err)
 			return nil, fmt.Errorf("s3store: lock %s: %w", name, err)
@@ -109,8 +113,11 @@ func (s *Store) Lock(ctx context.Context, name string) (*certstore.Lease, error)
 }
 
 // tryLock makes one attempt: the lease, or (nil, holder) while another
-// holder's lease is fresh.
-func (s *Store) tryLock(ctx context.Context, name string) (*certstore.Lease, string, error) {
+// holder's lease is fresh. *seenGen is the pointer generation of the first
+// attempt; on later ones a higher generation means a peer published while
+// we waited: it is installed and ErrSuperseded returned, without taking
+// the lease.
+func (s *Store) tryLock(ctx context.Context, name string, first bool, seenGen *uint64) (*certstore.Lease, string, error) {
 	o, cur, err := s.readLease(ctx, name)
 	if err != nil {
 		return nil, "", err
@@ -122,6 +129,13 @@ func (s *Store) tryLock(ctx context.Context, name string) (*certstore.Lease, str
 	var gen uint64
 	if ptr != nil {
 		gen = ptr.Generation
+	}
+	switch {
+	case first:
+		*seenGen = gen
+	case gen > *seenGen:
+		s.install(ctx, name, ptr)
+		return nil, "", certstore.ErrSuperseded
 	}
 	etag, kind := "", "acquired"
 	if cur != nil {

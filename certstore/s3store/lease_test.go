@@ -102,11 +102,11 @@ func TestTakeoverOnlyAfterServerExpiry(t *testing.T) {
 	ctx := testCtx(t)
 
 	f.Clock.Advance(time.Minute) // exactly the TTL: still valid
-	if l, holder, err := b.tryLock(ctx, testName); l != nil || err != nil || holder != "host-a" {
+	if l, holder, err := b.tryLock(ctx, testName, true, new(uint64)); l != nil || err != nil || holder != "host-a" {
 		t.Fatalf("tryLock at the TTL = %v, %q, %v; want held by host-a", l, holder, err)
 	}
 	f.Clock.Advance(time.Second)
-	lb, _, err := b.tryLock(ctx, testName)
+	lb, _, err := b.tryLock(ctx, testName, true, new(uint64))
 	if err != nil || lb == nil {
 		t.Fatalf("tryLock after the TTL = %v, %v; want the lease", lb, err)
 	}
@@ -164,7 +164,7 @@ func TestRenewalKeepsLease(t *testing.T) {
 		for f.Requests("PUT", key) < before+2 { // a renewal after the advance
 			time.Sleep(time.Millisecond)
 		}
-		if l, holder, err := b.tryLock(testCtx(t), testName); l != nil || err != nil || holder != "host-a" {
+		if l, holder, err := b.tryLock(testCtx(t), testName, true, new(uint64)); l != nil || err != nil || holder != "host-a" {
 			t.Fatalf("round %d: tryLock = %v, %q, %v; want held by host-a", i, l, holder, err)
 		}
 	}

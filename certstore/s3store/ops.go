@@ -107,6 +107,8 @@ func (s *Store) key(parts ...string) string {
 // get reads key whole (errNotFound if absent).
 func (s *Store) get(ctx context.Context, key string) (*object, error) {
 	s.count("get")
+	ctx, cancel := context.WithTimeout(ctx, s.reqTimeout)
+	defer cancel()
 	out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
 		return nil, classify(err, false)
@@ -126,6 +128,8 @@ func (s *Store) get(ctx context.Context, key string) (*object, error) {
 // head returns key's ETag (errNotFound if absent).
 func (s *Store) head(ctx context.Context, key string) (string, error) {
 	s.count("head")
+	ctx, cancel := context.WithTimeout(ctx, s.reqTimeout)
+	defer cancel()
 	out, err := s.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
 		return "", classify(err, false)
@@ -151,6 +155,8 @@ func (s *Store) put(ctx context.Context, key string, body []byte, create bool, i
 		in.ServerSideEncryption = types.ServerSideEncryptionAwsKms
 		in.SSEKMSKeyId = aws.String(s.kmsKeyID)
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.reqTimeout)
+	defer cancel()
 	out, err := s.c.PutObject(ctx, in)
 	if err != nil {
 		return "", classify(err, ifMatch != "" || create)
@@ -166,6 +172,8 @@ func (s *Store) del(ctx context.Context, key, etag string) error {
 	if etag != "" {
 		in.IfMatch = aws.String(etag)
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.reqTimeout)
+	defer cancel()
 	_, err := s.c.DeleteObject(ctx, in)
 	err = classify(err, etag != "")
 	if errors.Is(err, errNotFound) {

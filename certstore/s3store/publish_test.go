@@ -223,3 +223,53 @@ func TestSyncDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncBoundedWhenBlackholed: with S3 not answering at all, a sync
+// fails within the request bound (logged and counted, so Run backs off)
+// instead of hanging.
+func TestSyncBoundedWhenBlackholed(t *testing.T) {
+	f := s3test.New(t)
+	a := newHost(t, f, "host-a", func(o *Options) { o.RequestTimeout = 50 * time.Millisecond })
+	f.Hang.Store(true)
+	ctx := testCtx(t)
+	if err := a.Sync(ctx); !errors.Is(err, certstore.ErrUnavailable) || ctx.Err() != nil {
+		t.Fatalf("Sync against a black hole = %v (test context %v), want ErrUnavailable from the request bound", err, ctx.Err())
+	}
+	if a.Stats().StoreErrors["sync"] != 1 || len(a.logs.Find("fleet.store_error", map[string]string{"op": "sync"})) != 1 {
+		t.Error("the failed sync was not logged and counted")
+	}
+}
+
+// TestWaiterInstallsWithoutTakingLease: a host waiting for the lease sees
+// the holder publish; it installs the certificate and returns
+// ErrSuperseded without writing the lease.
+func TestWaiterInstallsWithoutTakingLease(t *testing.T) {
+	f := s3test.New(t)
+	ca := certstoretest.NewCA(t)
+	a := newHost(t, f, "host-a", nil)
+	b := newHost(t, f, "host-b", nil)
+	la := mustLock(t, a)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Lock(testCtx(t), testName)
+		errc <- err
+	}()
+	for b.Stats().LeaseEvents["waiting"] == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	chain, key := ca.Valid(t, testNames...)
+	e, err := publish(t, a, la, chain, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	la.Release(context.Background())
+	if err := <-errc; !errors.Is(err, certstore.ErrSuperseded) {
+		t.Fatalf("waiting Lock = %v, want ErrSuperseded", err)
+	}
+	if cur, ok := b.local.Current(testName); !ok || cur.Serial() != e.Serial() {
+		t.Errorf("the waiter serves %v, want the published certificate", cur)
+	}
+	if n := f.Requests("PUT", b.leaseKey(testName)); n != 1 {
+		t.Errorf("%d lease PUTs, want 1 (host-a's only)", n)
+	}
+}

@@ -49,6 +49,10 @@ type Options struct {
 	// LeaseTTL/4. PollEvery is how often a waiting host reads the lease;
 	// 0 means min(2s, LeaseTTL/10). Tests shorten both.
 	RenewEvery, PollEvery time.Duration
+	// RequestTimeout bounds every S3 call, the SDK's retries included, so
+	// a black-holed endpoint fails fast (logged, counted, backed off)
+	// instead of hanging a sync or a renewal; 0 means min(10s, LeaseTTL/4).
+	RequestTimeout time.Duration
 	// Logger receives the fleet.* events; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for issuance history and status; nil is time.Now.
@@ -67,6 +71,7 @@ type Store struct {
 	instance              string
 	names                 []string
 	ttl, renewEvery, poll time.Duration
+	reqTimeout            time.Duration
 	log                   *slog.Logger
 	now                   func() time.Time
 
@@ -110,7 +115,7 @@ func New(opts Options) (*Store, error) {
 	s := &Store{
 		c: opts.Client, bucket: opts.Bucket, prefix: opts.Prefix, kmsKeyID: opts.KMSKeyID,
 		local: opts.Local, instance: opts.Instance, names: slices.Clone(opts.Names),
-		ttl: opts.LeaseTTL, renewEvery: opts.RenewEvery, poll: opts.PollEvery,
+		ttl: opts.LeaseTTL, renewEvery: opts.RenewEvery, poll: opts.PollEvery, reqTimeout: opts.RequestTimeout,
 		log: opts.Logger, now: opts.Now,
 		certs: map[string]*certStatus{}, events: map[string]uint64{}, errs: map[string]uint64{}, reqs: map[string]uint64{},
 	}
@@ -119,6 +124,9 @@ func New(opts Options) (*Store, error) {
 	}
 	if s.renewEvery <= 0 {
 		s.renewEvery = s.ttl / 4
+	}
+	if s.reqTimeout <= 0 {
+		s.reqTimeout = min(10*time.Second, s.ttl/4)
 	}
 	if s.poll <= 0 {
 		s.poll = min(2*time.Second, s.ttl/10)

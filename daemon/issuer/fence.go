@@ -92,6 +92,18 @@ func (m *Manager) fenced(ctx context.Context, cs *certState, reason string, cur 
 	f := fence{emergency: inEmergency(cur, m.now())}
 	lctx, cancel := context.WithTimeout(ctx, m.cfg.OrderTimeout)
 	lease, err := m.cfg.Store.Lock(lctx, name)
+	if errors.Is(err, certstore.ErrSuperseded) {
+		// A peer published while we waited, and it is served now.
+		if e, ok := m.cfg.Store.Current(name); ok && (cur == nil || e.Serial() != cur.Serial()) {
+			if _, why := m.needsObtain(cs, m.now()); why == "" {
+				cancel()
+				m.log.Info("cert.order_skipped", "name", name, "serial", e.Serial(), "generation", e.Meta.Generation,
+					"why", "a peer published a certificate")
+				return e, nil
+			}
+		}
+		lease, err = m.cfg.Store.Lock(lctx, name) // it does not fit: order after all
+	}
 	cancel()
 	switch {
 	case err == nil:

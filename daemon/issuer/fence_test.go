@@ -30,6 +30,9 @@ type sharedStore struct {
 	history []certstore.Issuance
 	lockErr error
 	onLock  func()
+	// supersede makes the Lock that runs onLock answer ErrSuperseded (the
+	// store installed a peer's certificate while waiting).
+	supersede bool
 
 	mu     sync.Mutex // guards leases
 	leases []*certstore.Lease
@@ -41,6 +44,9 @@ func (s *sharedStore) Lock(_ context.Context, name string) (*certstore.Lease, er
 	}
 	if s.onLock != nil {
 		s.onLock()
+		if s.supersede {
+			return nil, fmt.Errorf("shared: %w", certstore.ErrSuperseded)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -151,24 +157,29 @@ func TestDuplicateGuard(t *testing.T) {
 // manager serves it and orders nothing.
 func TestPeerPublishedWhileWaiting(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, pebblerig.Options{})
-	ca := certstoretest.NewCA(t)
-	st := &sharedStore{memStore: newMemStore()}
-	st.onLock = func() {
-		chain, key := ca.Valid(t, apexWild...)
-		if _, err := st.PutCert(t.Context(), "example.test", chain, key, certstore.Meta{Names: apexWild, Profile: "short", Generation: 7}); err != nil {
-			t.Error(err)
-		}
-	}
-	e.store = st
-	if err := e.manager(t, apexWild, nil).Obtain(testCtx(t)); err != nil {
-		t.Fatalf("Obtain: %v", err)
-	}
-	if n := len(e.ca.NewOrders()); n != 0 {
-		t.Errorf("%d orders, want 0: a peer's certificate was installed", n)
-	}
-	if c := current(t, st, "example.test"); c.Meta.Generation != 7 {
-		t.Errorf("serving generation %d, want the peer's 7", c.Meta.Generation)
+	for _, supersede := range []bool{false, true} {
+		t.Run(fmt.Sprint("superseded=", supersede), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, pebblerig.Options{})
+			ca := certstoretest.NewCA(t)
+			st := &sharedStore{memStore: newMemStore(), supersede: supersede}
+			st.onLock = func() {
+				chain, key := ca.Valid(t, apexWild...)
+				if _, err := st.PutCert(t.Context(), "example.test", chain, key, certstore.Meta{Names: apexWild, Profile: "short", Generation: 7}); err != nil {
+					t.Error(err)
+				}
+			}
+			e.store = st
+			if err := e.manager(t, apexWild, nil).Obtain(testCtx(t)); err != nil {
+				t.Fatalf("Obtain: %v", err)
+			}
+			if n := len(e.ca.NewOrders()); n != 0 {
+				t.Errorf("%d orders, want 0: a peer's certificate was installed", n)
+			}
+			if c := current(t, st, "example.test"); c.Meta.Generation != 7 {
+				t.Errorf("serving generation %d, want the peer's 7", c.Meta.Generation)
+			}
+		})
 	}
 }
 

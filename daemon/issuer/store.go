@@ -28,7 +28,9 @@ import (
 //     under it. Before Lock returns, the store re-reads the shared copy of
 //     the certificate and installs a newer one a peer published, so the
 //     caller checks Current again before ordering. Lock errors wrapping
-//     certstore.ErrUnavailable mean the shared store cannot be reached.
+//     certstore.ErrUnavailable mean the shared store cannot be reached;
+//     certstore.ErrSuperseded means a peer published while Lock waited and
+//     its certificate is served now (no lease was taken).
 type Store interface {
 	autocert.Cache
 	// CreateBlob stores data under key unless the key exists, and returns

@@ -15,6 +15,7 @@
 //     without a response, as when a response is lost on the network; the
 //     SDK retries, and the retry meets its own condition.
 //   - Down: every request is answered 503 SlowDown (S3 refusing).
+//   - Hang: no request is answered (a black-holed network).
 //
 // Mutating requests are serialised, so the middleware's checks and the
 // backend's write are atomic together.
@@ -74,6 +75,9 @@ type Server struct {
 	AWS atomic.Bool
 	// Down makes every request fail with 503 SlowDown.
 	Down atomic.Bool
+	// Hang makes every request wait, unanswered, until the client gives up
+	// (a black-holed endpoint).
+	Hang atomic.Bool
 
 	backend *s3mem.Backend
 	inner   http.Handler
@@ -167,6 +171,10 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 	} else {
 		defer f.mu.Unlock()
+	}
+	if f.Hang.Load() {
+		<-r.Context().Done()
+		return
 	}
 	if f.Down.Load() {
 		s3Error(w, r, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
