@@ -49,6 +49,11 @@ type Options struct {
 	// Observer, if not nil, is told about every version the store starts
 	// serving and every version it refuses (see Observer).
 	Observer Observer
+	// Alive, if not nil, is called by Watch after each reload it makes: at
+	// start, after changes, and at least once a minute (the safety-net
+	// rescan, or every poll without fsnotify) while it runs. A caller sees
+	// from it that the watcher is not stuck (the daemon's watchdog).
+	Alive func()
 }
 
 // Observer receives the store's load events for metrics: StoreLoaded with
@@ -71,6 +76,7 @@ type Store struct {
 	dir, certsDir, dataDir string
 	log                    *slog.Logger
 	obs                    Observer // nil: nothing is told
+	alive                  func()   // Options.Alive; nil: nothing is told
 	keep                   int
 	now                    func() time.Time
 	def                    string
@@ -113,6 +119,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		dataDir:     filepath.Join(dir, dataDirName),
 		log:         opts.Logger,
 		obs:         opts.Observer,
+		alive:       opts.Alive,
 		keep:        opts.Keep,
 		now:         opts.Now,
 		def:         opts.Default,

@@ -128,6 +128,9 @@ func (s *Store) reloadForWatch(ctx context.Context) {
 	if err := s.Reload(ctx); err != nil {
 		s.log.Warn("store.watch_error", slog.Any("error", err))
 	}
+	if s.alive != nil {
+		s.alive()
+	}
 }
 
 // watchDirs returns the directories Watch should watch.

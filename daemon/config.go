@@ -429,9 +429,7 @@ func flagError(err error) error {
 	for f, fl := range issuerFlags {
 		msg = strings.ReplaceAll(msg, "Config."+f, "-"+fl)
 	}
-	if fe.Err != nil && !strings.Contains(msg, fe.Err.Error()) {
-		msg += " (" + fe.Err.Error() + ")"
-	}
+	msg = strings.TrimPrefix(msg, "-"+name+" ") // `-acme-profile: "x" is not offered`, not `-acme-profile: -acme-profile "x" …`
 	return badFlag(name, "%s", msg)
 }
 

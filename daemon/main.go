@@ -81,7 +81,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return runRenew(args[1:], stdout, stderr)
 	case "revoke":
 		return runRevoke(args[1:], stdout, stderr)
-	case "run", "iam-policy":
+	case "run":
+		// SIGHUP from the first instant: Go's default action is to exit, and
+		// systemd counts death by SIGHUP as a clean exit (no restart). run
+		// subscribes its own channel; this one covers flag parsing.
+		early := make(chan os.Signal, 1)
+		signal.Notify(early, syscall.SIGHUP)
+		defer signal.Stop(early)
+	case "iam-policy":
 	default:
 		fmt.Fprintf(stderr, "edgecert: unknown command %q%s\n%s", args[0], didYouMean("", args[0], commands), usage)
 		return exitUsage

@@ -19,20 +19,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/edgecert/edgecert/certstore"
+	"github.com/edgecert/edgecert/certstore/s3store"
 	"github.com/edgecert/edgecert/daemon/issuer"
 	"github.com/edgecert/edgecert/daemon/metrics"
 	"github.com/edgecert/edgecert/routes"
 )
 
-// run is the daemon's life: open the store, start the admin listener, obtain
-// missing certificates (bounded), serve, notify READY, then loop on signals
-// and the watchdog until ctx ends, and drain within cfg.ShutdownTimeout.
+// run is the daemon's life, in named phases: open (state dir, store,
+// issuer, routes), bind (every listener), serve (admin, store watcher,
+// HTTPS, redirect), obtain (missing certificates, bounded), ready (READY to
+// systemd), loop (signals, the watchdog) until ctx ends, then drain
+// (within cfg.ShutdownTimeout).
 //
-// Start-up order matters: every listener is bound first; stored valid
-// certificates are served at once with no CA contact; the admin and HTTPS
-// listeners answer while missing certificates are obtained; READY is sent
-// once every certificate is obtained or the bound has passed (the scheduler
-// keeps retrying with backoff).
+// Start-up order matters: every listener is bound before anything slow;
+// stored valid certificates are served at once with no CA contact; the
+// admin and HTTPS listeners answer while missing certificates are
+// obtained; READY is sent once every certificate is obtained or the bound
+// has passed (the scheduler keeps retrying with backoff). SIGHUP is handled
+// from the first instant: before READY it reloads without reporting READY.
+// Configuration problems found on the way (an unusable state dir, an
+// address in use, a CA refusing the account for a reason no retry fixes)
+// are *configError, which Main turns into exit 78.
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	return runWith(ctx, cfg, log, hooks{})
 }
@@ -44,14 +51,73 @@ type hooks struct {
 	reloaded  func()                    // a SIGHUP reload finished
 }
 
+// daemon is the state the phases of run share. Fields are set by the phase
+// that creates them and read by later ones; only the phases' goroutine
+// writes them.
+type daemon struct {
+	cfg *Config
+	log *slog.Logger
+	hk  hooks
+	n   notifier
+	hup chan os.Signal // SIGHUP, subscribed before anything else
+	// events receives every log event, for the admin streams of `edgecert
+	// renew/revoke`.
+	events *eventHub
+
+	reg      *prometheus.Registry
+	rec      *metrics.Recorder
+	store    *certstore.Store
+	fleet    *s3store.Store  // nil without -fleet-store
+	mgr      *issuer.Manager // nil without -domains
+	handler  http.Handler
+	settings tlsSettings
+	live     *liveness
+
+	httpsLn, httpLn, adminLn net.Listener
+
+	connCtx     context.Context // cancelled when draining starts: /echo, ?wait end
+	cancelConns context.CancelFunc
+	bg          context.Context // background loops (watcher, issuer)
+	stopBG      context.CancelFunc
+	servers     []*http.Server
+	wg          sync.WaitGroup // every goroutine started by serve and obtain
+	serveErr    chan error     // a server that failed
+}
+
 func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error {
-	// Log events also go to the admin streams of `edgecert renew/revoke`.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // Go's default for SIGHUP is to exit
+	defer signal.Stop(hup)
 	events := newEventHub()
 	log = slog.New(events.tee(log.Handler()))
+	d := &daemon{cfg: cfg, log: log, hk: hk, n: notifier{log}, hup: hup, events: events, serveErr: make(chan error, 4)}
 	log.Info("daemon.starting", "version", version(), "state_dir", cfg.StateDir, "certificates", len(cfg.Domains))
-	n := notifier{log}
-	n.status("starting")
+	d.n.status("starting")
+	if err := d.open(ctx); err != nil {
+		return err
+	}
+	defer d.store.Close()
+	if err := d.bind(); err != nil {
+		return err
+	}
+	defer d.closeListeners()
+	if err := d.serve(ctx); err != nil {
+		return err
+	}
+	err := d.obtain(ctx)
+	if err == nil && ctx.Err() == nil { // not stopped during the first order
+		d.ready()
+		err = d.loop(ctx)
+	}
+	d.drain()
+	return err
+}
 
+// open checks and opens the state directory, adds the operator pair and
+// builds the issuer, the routes and the TLS settings. It does no network
+// I/O.
+func (d *daemon) open(ctx context.Context) error {
+	cfg := d.cfg
 	if !cfg.InsecureStateDir {
 		if err := checkStateDir(cfg.StateDir); err != nil {
 			return err
@@ -62,261 +128,274 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, hk hooks) error
 	}
 	// One registry for every metric of the process (the recorder's, the
 	// certificate collector's, Go and process metrics).
-	reg := prometheus.NewRegistry()
-	rec := metrics.New(reg)
-	store, err := certstore.Open(ctx, cfg.StateDir, certstore.Options{Logger: log, Default: cfg.defaultCertName(), Observer: rec})
+	d.reg = prometheus.NewRegistry()
+	d.rec = metrics.New(d.reg)
+	d.live = newLiveness()
+	store, err := certstore.Open(ctx, cfg.StateDir, certstore.Options{Logger: d.log, Default: cfg.defaultCertName(), Observer: d.rec, Alive: d.live.watcherAlive})
 	if err != nil {
 		return badFlag("state-dir", "%v", err)
 	}
-	defer store.Close()
+	d.store = store
 	if cfg.CertFile != "" {
 		if err := store.AddFilePair(fileCertName, cfg.CertFile, cfg.KeyFile); err != nil {
-			return fmt.Errorf("daemon: -cert-file: %w", err)
+			store.Close()
+			return badFlag("cert-file", "%v", err)
 		}
 	}
-
-	fleet, err := newFleet(ctx, cfg, store, log)
-	if err != nil {
+	if d.fleet, err = newFleet(ctx, cfg, store, d.log); err != nil {
+		store.Close()
 		return err
 	}
-	if fleet != nil {
-		reg.MustRegister(newFleetCollector(fleet))
+	if d.fleet != nil {
+		d.reg.MustRegister(newFleetCollector(d.fleet))
 	}
-	var mgr *issuer.Manager
 	if len(cfg.Domains) > 0 {
-		if mgr, err = newIssuer(ctx, cfg, issuerStore(store, fleet), log, nil, rec); err != nil {
+		if d.mgr, err = newIssuer(ctx, cfg, issuerStore(store, d.fleet), d.log, nil, d.rec); err != nil {
+			store.Close()
 			return err
 		}
+		d.live.issuer = d.mgr
 	}
-
-	h, err := routes.New(routes.Options{
+	if d.handler, err = routes.New(routes.Options{
 		Name:        cfg.Name,
 		AllowEnv:    cfg.AllowEnv,
 		HealthToken: cfg.HealthToken,
 		DataMax:     cfg.DataMax,
-		Logger:      log.With("component", "routes"),
-	})
-	if err != nil {
+		Logger:      d.log.With("component", "routes"),
+	}); err != nil {
+		store.Close()
 		return fmt.Errorf("daemon: %w", err)
 	}
-
 	clientCAs, err := loadClientCAs(cfg)
 	if err != nil {
+		store.Close()
 		return err
 	}
-	var settings tlsSettings
-	settings.cfg.Store(newTLSConfig(store.GetCertificate, clientCAs))
+	d.settings.cfg.Store(newTLSConfig(store.GetCertificate, clientCAs))
+	return nil
+}
 
-	// Bind every listener before doing anything slow, so a port clash fails
-	// the start at once.
-	httpsLn, err := net.Listen("tcp", cfg.HTTPSAddr)
-	if err != nil {
+// bind opens every listener, so a port clash fails the start at once
+// (exit 78 naming the flag).
+func (d *daemon) bind() error {
+	var err error
+	if d.httpsLn, err = net.Listen("tcp", d.cfg.HTTPSAddr); err != nil {
 		return badFlag("https-addr", "%v", err)
 	}
-	listeners := []net.Listener{httpsLn}
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
-	var httpLn, adminLn net.Listener
-	if cfg.HTTPAddr != "" {
-		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if d.cfg.HTTPAddr != "" {
+		if d.httpLn, err = net.Listen("tcp", d.cfg.HTTPAddr); err != nil {
+			d.closeListeners()
 			return badFlag("http-addr", "%v", err)
 		}
-		listeners = append(listeners, httpLn)
 	}
-	if cfg.AdminAddr != "" {
-		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+	if d.cfg.AdminAddr != "" {
+		if d.adminLn, err = net.Listen("tcp", d.cfg.AdminAddr); err != nil {
+			d.closeListeners()
 			return badFlag("admin-addr", "%v", err)
 		}
-		listeners = append(listeners, adminLn)
 	}
+	return nil
+}
 
-	views := func() []certView { return addFleetViews(certViews(store, mgr), fleet) }
-	ready := func() (bool, string) {
-		if len(store.Entries()) == 0 {
-			return false, "no valid certificate loaded yet"
+func (d *daemon) closeListeners() {
+	for _, l := range []net.Listener{d.httpsLn, d.httpLn, d.adminLn} {
+		if l != nil {
+			l.Close() // already closed by Shutdown when serving: the error says only that
 		}
-		return true, "ok"
 	}
+}
 
-	// connCtx is cancelled when shutdown starts: long-lived requests (/echo,
-	// /?wait=) end with it.
-	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelConns()
-	httpsSrv, err := newHTTPSServer(rec.Handler(h), settings.config(cfg.ClientCAFile != ""), connCtx, cfg.Limits, log)
+// serve starts the admin server, the store watcher, the HTTPS server, the
+// redirect and the fleet sync. Certificates already valid in the store are served at
+// once, while missing ones are being obtained (a handshake for a name with
+// no certificate yet fails with an alert, never a panic).
+func (d *daemon) serve(ctx context.Context) error {
+	d.connCtx, d.cancelConns = context.WithCancel(context.WithoutCancel(ctx))
+	d.bg, d.stopBG = context.WithCancel(ctx)
+	https, err := newHTTPSServer(d.rec.Handler(d.handler), d.settings.config(d.cfg.ClientCAFile != ""), d.connCtx, d.cfg.Limits, d.log)
 	if err != nil {
+		d.cancelConns()
+		d.stopBG()
 		return err
 	}
-	var servers []*http.Server
-	var wg sync.WaitGroup
-	serveErr := make(chan error, 4)
-	serve := func(name string, srv *http.Server, ln net.Listener, tlsOn bool) {
-		servers = append(servers, srv)
-		log.Info("server.listening", "server", name, "addr", ln.Addr().String())
-		if hk.listening != nil {
-			hk.listening(name, ln.Addr().String())
-		}
-		wg.Go(func() {
-			var err error
-			if tlsOn {
-				err = srv.ServeTLS(ln, "", "")
-			} else {
-				err = srv.Serve(ln)
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- fmt.Errorf("daemon: %s server: %w", name, err)
-			}
-		})
-	}
-	if adminLn != nil {
-		reg.MustRegister(metrics.NewCertCollector(func() []metrics.Cert { return metricCerts(views()) }, nil),
+	if d.adminLn != nil {
+		d.reg.MustRegister(metrics.NewCertCollector(func() []metrics.Cert { return metricCerts(d.views()) }, nil),
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		ops := &adminOps{mgr: mgr, hub: events, base: connCtx, log: log.With("component", "admin")}
-		if cfg.AdminToken != "" {
-			ops.token, ops.hasTk = sha256.Sum256([]byte(cfg.AdminToken)), true
+		ops := &adminOps{mgr: d.mgr, hub: d.events, base: d.connCtx, log: d.log.With("component", "admin")}
+		if d.cfg.AdminToken != "" {
+			ops.token, ops.hasTk = sha256.Sum256([]byte(d.cfg.AdminToken)), true
 		}
-		serve("admin", &http.Server{Handler: adminHandler(views, ready, reg, ops), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}, adminLn, false)
+		d.start("admin", &http.Server{Handler: adminHandler(d.views, d.readiness, d.reg, ops), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}, d.adminLn, false)
 	}
-
-	bg, stopBG := context.WithCancel(ctx)
-	defer stopBG()
-	wg.Go(func() {
-		if err := store.Watch(bg); err != nil && bg.Err() == nil {
-			log.Error("store.watch_failed", "error", err)
+	d.wg.Go(func() {
+		if err := d.store.Watch(d.bg); err != nil && d.bg.Err() == nil {
+			d.log.Error("store.watch_failed", "error", err)
 		}
 	})
-
-	// Serve at once: certificates already valid in the store are served
-	// while missing ones are being obtained (a handshake for a name with no
-	// certificate yet fails with an alert, never a panic).
-	serve("https", instrument(httpsSrv, rec), newLimitListener(httpsLn, cfg.Limits, log), true)
-	if httpLn != nil {
-		_, port, _ := net.SplitHostPort(httpsLn.Addr().String())
-		serve("http-redirect", newRedirectServer(port, log), httpLn, false)
+	d.start("https", instrument(https, d.rec), newLimitListener(d.httpsLn, d.cfg.Limits, d.log), true)
+	if d.httpLn != nil {
+		_, port, _ := net.SplitHostPort(d.httpsLn.Addr().String())
+		d.start("http-redirect", newRedirectServer(port, d.log), d.httpLn, false)
 	}
-
 	// In a fleet, install the shared certificates first: a new host then
 	// serves them without contacting the CA.
-	startFleet(bg, fleet, cfg.Fleet.SyncInterval, log, wg.Go)
+	startFleet(d.bg, d.fleet, d.cfg.Fleet.SyncInterval, d.log, d.wg.Go)
+	return nil
+}
 
-	// A stored valid certificate needs no CA contact; otherwise obtain it
-	// now, within the bound, while the admin listener already answers.
-	if mgr != nil {
-		n.status("obtaining certificates")
-		octx, cancel := context.WithTimeout(ctx, cfg.ObtainTimeout)
-		err := mgr.Obtain(octx)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			log.Error("cert.obtain_incomplete", "error", err, "bound", cfg.ObtainTimeout.String())
-		}
-		wg.Go(func() {
-			if err := mgr.Run(bg); err != nil && bg.Err() == nil {
-				log.Error("issuer.stopped", "error", err)
-			}
-		})
+// start serves srv on ln in a goroutine; a failure other than shutdown is
+// sent to serveErr, which ends the main loop.
+func (d *daemon) start(name string, srv *http.Server, ln net.Listener, tlsOn bool) {
+	d.servers = append(d.servers, srv)
+	d.log.Info("server.listening", "server", name, "addr", ln.Addr().String())
+	if d.hk.listening != nil {
+		d.hk.listening(name, ln.Addr().String())
 	}
-
-	var runErr error
-	if ctx.Err() == nil { // not stopped during the first order
-		// SIGHUP is caught before READY: systemd may send a reload right after.
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-
-		ok, why := ready()
-		n.ready(readyStatus(ok, why, store))
-		log.Info("daemon.ready", "certificates_served", len(store.Entries()), "ready", ok)
-		if hk.ready != nil {
-			hk.ready()
+	d.wg.Go(func() {
+		var err error
+		if tlsOn {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
 		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.serveErr <- fmt.Errorf("daemon: %s server: %w", name, err)
+		}
+	})
+}
 
-		runErr = mainLoop(ctx, serveErr, hup, n, log, func() {
-			reload(ctx, cfg, store, &settings, log)
-			ok, why := ready()
-			n.ready(readyStatus(ok, why, store))
-			if hk.reloaded != nil {
-				hk.reloaded()
-			}
-		})
+// obtain gets the missing certificates within -obtain-timeout (a stored
+// valid certificate needs no CA contact), handling SIGHUP meanwhile, then
+// starts the renewal loop. A problem no retry can fix (terms not accepted,
+// EAB, an unknown profile, a refused contact) is returned as a
+// *configError naming the flag; transient failures are logged and left to
+// the renewal loop.
+func (d *daemon) obtain(ctx context.Context) error {
+	if d.mgr == nil {
+		return nil
 	}
+	d.n.status("obtaining certificates")
+	octx, cancel := context.WithTimeout(ctx, d.cfg.ObtainTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.mgr.Obtain(octx) }()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-d.hup:
+			d.reload(ctx) // no READY yet: systemd still waits for the first one
+			if d.hk.reloaded != nil {
+				d.hk.reloaded()
+			}
+		}
+	}
+	if err != nil && issuer.IsPermanent(err) {
+		d.log.Error("cert.obtain_failed", "error", err, "permanent", true)
+		return flagError(err)
+	}
+	if err != nil && ctx.Err() == nil {
+		d.log.Error("cert.obtain_incomplete", "error", err, "bound", shortDuration(d.cfg.ObtainTimeout))
+	}
+	d.wg.Go(func() {
+		if err := d.mgr.Run(d.bg); err != nil && d.bg.Err() == nil {
+			d.log.Error("issuer.stopped", "error", err)
+		}
+	})
+	return nil
+}
 
-	n.stopping()
-	log.Info("server.stopping", "drain_bound", cfg.ShutdownTimeout.String())
-	stopBG()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+// ready tells systemd READY with a STATUS saying what is served and what is
+// still missing.
+func (d *daemon) ready() {
+	ok, _ := d.readiness()
+	d.n.ready(d.statusLine())
+	d.log.Info("daemon.ready", "certificates_served", len(d.store.Entries()), "ready", ok)
+	if d.hk.ready != nil {
+		d.hk.ready()
+	}
+}
+
+// loop runs the main loop until ctx ends or a server fails.
+func (d *daemon) loop(ctx context.Context) error {
+	var tick <-chan time.Time
+	if iv := watchdogInterval(); iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		tick = t.C
+		d.log.Info("systemd.watchdog", "interval", shortDuration(iv))
+	}
+	return mainLoop(ctx, d.serveErr, d.hup, tick, d.n, d.live, d.log, func() {
+		d.reload(ctx)
+		d.n.ready(d.statusLine())
+		if d.hk.reloaded != nil {
+			d.hk.reloaded()
+		}
+	})
+}
+
+// drain stops the background loops and shuts the servers down within
+// -shutdown-timeout, closing what does not finish, and waits for every
+// goroutine.
+func (d *daemon) drain() {
+	d.n.stopping()
+	d.log.Info("server.stopping", "drain_bound", shortDuration(d.cfg.ShutdownTimeout))
+	d.stopBG()
+	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
 	defer cancel()
 	var shutErr error
-	for _, srv := range servers {
-		srv.RegisterOnShutdown(cancelConns)
+	for _, srv := range d.servers {
+		srv.RegisterOnShutdown(d.cancelConns)
 	}
-	for _, srv := range servers {
+	for _, srv := range d.servers {
 		if err := srv.Shutdown(sctx); err != nil {
 			shutErr = errors.Join(shutErr, err)
 			srv.Close()
 		}
 	}
-	cancelConns()
-	wg.Wait()
+	d.cancelConns()
+	d.wg.Wait()
 	if shutErr != nil {
-		log.Warn("server.drain_incomplete", "error", shutErr)
+		d.log.Warn("server.drain_incomplete", "error", shutErr)
 	}
-	log.Info("server.stopped")
-	return runErr
+	d.log.Info("server.stopped")
 }
 
-// mainLoop runs until ctx ends (nil) or a server fails (its error). It pings
-// systemd's watchdog at half WatchdogSec — from this loop, so a daemon whose
-// main loop hangs is restarted — and handles SIGHUP: RELOADING=1, then
-// onHUP, which reloads and reports READY again.
-func mainLoop(ctx context.Context, serveErr <-chan error, hup <-chan os.Signal, n notifier, log *slog.Logger, onHUP func()) error {
-	var tick <-chan time.Time
-	if d := watchdogInterval(); d > 0 {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		tick = t.C
-		log.Info("systemd.watchdog", "interval", d.String())
+func (d *daemon) views() []certView { return addFleetViews(certViews(d.store, d.mgr), d.fleet) }
+
+// readiness is /readyz: ready once at least one certificate is served.
+func (d *daemon) readiness() (bool, string) {
+	if len(d.store.Entries()) == 0 {
+		return false, "no valid certificate loaded yet"
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-serveErr:
-			return err
-		case <-tick:
-			n.watchdog()
-		case <-hup:
-			n.reloading()
-			onHUP()
-		}
-	}
+	return true, "ok"
 }
 
-func readyStatus(ok bool, why string, store *certstore.Store) string {
-	if !ok {
-		return "serving, waiting for a certificate: " + why
-	}
-	return fmt.Sprintf("serving %d certificate(s)", len(store.Entries()))
+// statusLine is systemd's STATUS: what is served and, for every configured
+// certificate not served yet, its name and last error.
+func (d *daemon) statusLine() string {
+	return readyStatus(d.store, d.mgr)
 }
 
 // reload re-reads what SIGHUP covers: the store and operator files, and the
 // client CA file. Flags and environment are fixed for the life of the
 // process (systemd reads EnvironmentFile only at start).
-func reload(ctx context.Context, cfg *Config, store *certstore.Store, settings *tlsSettings, log *slog.Logger) {
-	log.Info("config.reloading")
-	if err := store.Reload(ctx); err != nil {
-		log.Error("config.reload_failed", "what", "store", "error", err)
+func (d *daemon) reload(ctx context.Context) {
+	d.log.Info("config.reloading")
+	if err := d.store.Reload(ctx); err != nil {
+		d.log.Error("config.reload_failed", "what", "store", "error", err)
 	}
-	if cfg.ClientCAFile != "" {
-		pool, err := loadClientCAs(cfg)
+	if d.cfg.ClientCAFile != "" {
+		pool, err := loadClientCAs(d.cfg)
 		if err != nil {
-			log.Error("config.reload_failed", "what", "client-ca-file", "error", err)
+			d.log.Error("config.reload_failed", "what", "client-ca-file", "error", err)
 		} else {
-			settings.cfg.Store(newTLSConfig(store.GetCertificate, pool))
+			d.settings.cfg.Store(newTLSConfig(d.store.GetCertificate, pool))
 		}
 	}
-	log.Info("config.reloaded", "certificates_served", len(store.Entries()))
+	d.log.Info("config.reloaded", "certificates_served", len(d.store.Entries()))
 }
 
 func loadClientCAs(cfg *Config) (*x509.CertPool, error) {
@@ -325,7 +404,7 @@ func loadClientCAs(cfg *Config) (*x509.CertPool, error) {
 	}
 	p, err := loadPool(cfg.ClientCAFile)
 	if err != nil {
-		return nil, fmt.Errorf("daemon: -client-ca-file: %w", err)
+		return nil, badFlag("client-ca-file", "%v", err)
 	}
 	return p, nil
 }

@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/edgecert/edgecert/certstore/certstoretest"
@@ -328,3 +331,141 @@ func TestClientCAVerifiedAndReloaded(t *testing.T) {
 		t.Error("client certificate from the old CA accepted after reload")
 	}
 }
+
+// TestSIGHUPDuringFirstOrder: a SIGHUP while the first order is in flight
+// (here it cannot finish: Route 53 never reports INSYNC) reloads the store
+// and keeps the daemon obtaining — Go's default action would end the
+// process, test binary included — and READY is not sent early.
+func TestSIGHUPDuringFirstOrder(t *testing.T) {
+	r := newRig(t, pebblerig.Options{})
+	r.r53.SetNeverInsync(true)
+	cfg := r.config(t, t.TempDir(), "-obtain-timeout", "2m", "-dns01-timeout", "2m")
+	listening := make(chan struct{}, 4)
+	reloaded := make(chan struct{}, 1)
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logs := &syncBuffer{}
+	go func() {
+		done <- runWith(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), hooks{
+			listening: func(string, string) { listening <- struct{}{} },
+			reloaded:  func() { reloaded <- struct{}{} },
+			ready:     func() { close(ready) },
+		})
+	}()
+	<-listening // serving: the order is being made
+	poll.Until(t, 20*time.Second, "the first order to start", func() bool { return strings.Contains(logs.String(), "msg=cert.order_started") })
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reloaded:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no reload after SIGHUP during the first order")
+	}
+	select {
+	case <-ready:
+		t.Error("READY during the first order after SIGHUP; want it only once the order ends or its bound passes")
+	default:
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+	if !strings.Contains(logs.String(), "msg=config.reloaded") {
+		t.Errorf("log lacks config.reloaded:\n%s", logs.String())
+	}
+}
+
+// TestPermanentACMEErrorsExit78: errors no retry can fix end the start
+// with a configuration error naming the flag (Main exits 78 on it) instead
+// of READY with nothing served; the unknown-profile case too.
+func TestPermanentACMEErrorsExit78(t *testing.T) {
+	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
+	for _, tc := range []struct {
+		extra []string
+		flag  string
+	}{
+		{[]string{"-accept-tos=false"}, "-accept-tos: the CA requires agreeing to its terms of service"},
+		{[]string{"-acme-profile", "nope"}, `-acme-profile: "nope" is not offered by the CA`},
+	} {
+		cfg := r.config(t, t.TempDir(), tc.extra...)
+		ready := make(chan struct{})
+		err := runWith(t.Context(), cfg, slog.New(slog.DiscardHandler), hooks{ready: func() { close(ready) }})
+		var ce *configError
+		if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), tc.flag) || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "Config.") {
+			t.Errorf("%q: run = %v; want one line starting %q", tc.extra, err, tc.flag)
+		}
+		select {
+		case <-ready:
+			t.Errorf("%q: READY sent; want the start to fail", tc.extra)
+		default:
+		}
+	}
+}
+
+// TestMainLoopWatchdogFollowsProgress: the watchdog is pinged on every
+// tick while the store watcher and the renewal loops make progress, and
+// withheld (so systemd restarts the daemon) while one is stuck.
+func TestMainLoopWatchdogFollowsProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		live := newLiveness()
+		stuck := &fakeStalled{}
+		live.issuer = stuck
+		tick := make(chan time.Time)
+		n := &fakeNotifier{}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		logs := &syncBuffer{}
+		go func() {
+			done <- mainLoop(ctx, nil, nil, tick, n, live, slog.New(slog.NewTextHandler(logs, nil)), func() {})
+		}()
+		beat := func() int {
+			tick <- time.Now()
+			synctest.Wait()
+			return int(n.pings.Load())
+		}
+		live.watcherAlive()
+		if got := beat(); got != 1 {
+			t.Fatalf("pings = %d with everything live; want 1", got)
+		}
+		e := errors.New("issuer: a.test: renewal loop stuck")
+		stuck.err.Store(&e)
+		if got := beat(); got != 1 {
+			t.Errorf("pings = %d with a stuck renewal loop; want the ping withheld", got)
+		}
+		stuck.err.Store(nil)
+		if got := beat(); got != 2 {
+			t.Errorf("pings = %d once the loop moved on; want pings again", got)
+		}
+		time.Sleep(watcherBound + time.Second) // the watcher reloads no more
+		if got := beat(); got != 2 {
+			t.Errorf("pings = %d with a store watcher silent past %s; want the ping withheld", got, watcherBound)
+		}
+		live.watcherAlive()
+		if got := beat(); got != 3 {
+			t.Errorf("pings = %d once the watcher reloaded; want pings again", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if c := strings.Count(logs.String(), "msg=systemd.watchdog_withheld"); c != 2 {
+			t.Errorf("%d watchdog_withheld lines; want one per stall:\n%s", c, logs.String())
+		}
+	})
+}
+
+type fakeStalled struct{ err atomic.Pointer[error] }
+
+func (f *fakeStalled) Stalled(time.Time) error {
+	if p := f.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+type fakeNotifier struct{ pings, reloads atomic.Int64 }
+
+func (f *fakeNotifier) watchdog()  { f.pings.Add(1) }
+func (f *fakeNotifier) reloading() { f.reloads.Add(1) }

@@ -30,14 +30,6 @@ const (
 
 const userAgent = "edgecert-issuer"
 
-// ErrEABRequired means the CA requires external account binding and
-// Config.EABKID / Config.EABHMAC are not set.
-var ErrEABRequired = errors.New("issuer: the CA requires external account binding: set Config.EABKID and Config.EABHMAC")
-
-// ErrTOSNotAccepted means the CA has terms of service and Config.AcceptTOS
-// is false.
-var ErrTOSNotAccepted = errors.New("issuer: the CA requires agreeing to its terms of service: set Config.AcceptTOS")
-
 // directory is the part of the raw ACME directory this package reads itself
 // (x/crypto's Directory has no renewalInfo).
 type directory struct {
@@ -141,10 +133,10 @@ func (m *Manager) newSession(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	if dir.Meta.ExternalAccountRequired && m.eab == nil {
-		return nil, ErrEABRequired
+		return nil, &FieldError{Field: "EABKID", Msg: strings.TrimPrefix(ErrEABRequired.Error(), "issuer: "), Err: ErrEABRequired}
 	}
 	if dir.Meta.TermsOfService != "" && !m.cfg.AcceptTOS {
-		return nil, fmt.Errorf("%w (terms: %s)", ErrTOSNotAccepted, dir.Meta.TermsOfService)
+		return nil, &FieldError{Field: "AcceptTOS", Msg: "the CA requires agreeing to its terms of service (" + dir.Meta.TermsOfService + "): set Config.AcceptTOS", Err: ErrTOSNotAccepted}
 	}
 	if p := m.cfg.Profile; p != "" {
 		if _, ok := dir.Meta.Profiles[p]; !ok {
@@ -153,7 +145,7 @@ func (m *Manager) newSession(ctx context.Context) (*session, error) {
 				offered = append(offered, name)
 			}
 			slices.Sort(offered)
-			return nil, fmt.Errorf("issuer: Config.Profile %q is not offered by the CA (offered: %s)", p, strings.Join(offered, ", "))
+			return nil, fieldErr("Profile", "Config.Profile %q is not offered by the CA (offered: %s)", p, strings.Join(offered, ", "))
 		}
 	}
 	key, err := m.accountKey(ctx)
@@ -189,7 +181,7 @@ func (m *Manager) newSession(ctx context.Context) (*session, error) {
 		status, err = "reused", nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("issuer: register account: %w", err)
+		return nil, m.registrationError(err)
 	}
 	kid := string(cl.KID)
 	if kid == "" {

@@ -54,6 +54,8 @@ type Manager struct {
 	// Config.MaxConcurrentOrders); attempts wait for one, honouring ctx.
 	orderSem chan struct{}
 
+	steps stepClock // when each loop's current step started (Stalled)
+
 	mu   sync.Mutex // guards dir, sess and the mutable fields of every certState
 	dir  *directory // the CA's directory once fetched
 	sess *session   // the account session once set up
@@ -216,7 +218,9 @@ func (m *Manager) Status() []CertStatus {
 // loop is one certificate's renewal loop.
 func (m *Manager) loop(ctx context.Context, cs *certState) {
 	for ctx.Err() == nil {
+		m.steps.begin(cs.spec.Name, time.Now())
 		d := m.step(ctx, cs)
+		m.steps.end(cs.spec.Name)
 		if d <= 0 {
 			continue
 		}
@@ -434,13 +438,13 @@ func (m *Manager) attempt(ctx context.Context, cs *certState, reason string, cur
 	select {
 	case cs.sem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("issuer: %s: %w", cs.spec.Name, ctx.Err())
+		return errForCert(cs.spec.Name, ctx.Err())
 	}
 	defer func() { <-cs.sem }()
 	select {
 	case m.orderSem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("issuer: %s: waiting for an order slot: %w", cs.spec.Name, ctx.Err())
+		return errForCert(cs.spec.Name, fmt.Errorf("waiting for an order slot: %w", ctx.Err()))
 	}
 	defer func() { <-m.orderSem }()
 	// Re-read under the attempt lock: a concurrent attempt may have just
@@ -469,7 +473,7 @@ func (m *Manager) attempt(ctx context.Context, cs *certState, reason string, cur
 		// Shutdown, not a failure of the CA or DNS: keep the schedule.
 		m.mu.Unlock()
 		m.log.Info("cert.attempt_cancelled", "name", cs.spec.Name, "reason", reason, "error", err)
-		return fmt.Errorf("issuer: %s: %w", cs.spec.Name, err)
+		return errForCert(cs.spec.Name, err)
 	}
 	cs.failures++
 	cs.lastErr = err.Error()
@@ -480,7 +484,7 @@ func (m *Manager) attempt(ctx context.Context, cs *certState, reason string, cur
 	m.cfg.Metrics.Order(orderResult(err))
 	m.log.Error("cert.renewal_failed", "name", cs.spec.Name, "reason", reason, "error", err,
 		"attempt", attemptNo, "next_try", next.UTC().Format(time.RFC3339))
-	return fmt.Errorf("issuer: %s: %w", cs.spec.Name, err)
+	return errForCert(cs.spec.Name, err)
 }
 
 func maxTime(a, b time.Time) time.Time {
