@@ -219,6 +219,9 @@ func printIAMPolicy(ctx context.Context, cfg *Config, pf policyFlags, stdout, st
 		return err
 	}
 	b, err := pol.JSON()
+	if err == nil {
+		b, err = addFleetStatements(b, cfg, pf.partition)
+	}
 	if err != nil {
 		return err
 	}

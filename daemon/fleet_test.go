@@ -126,3 +126,32 @@ func TestFleetOneOrder(t *testing.T) {
 		t.Errorf("/metrics lacks the serving generation: %d", code)
 	}
 }
+
+// TestFleetPolicies: iam-policy adds the S3 (and KMS) statements for
+// -fleet-store, and bucket-policy prints the bucket's deny rules.
+func TestFleetPolicies(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	args := []string{"-domains", "example.test", "-route53-zone-id", "Z1", "-fleet-store", "s3://certs/edge", "-fleet-sse-kms-key-id", "arn:aws:kms:eu-west-1:111122223333:key/k1", "-partition", "aws"}
+	var out, errb strings.Builder
+	if code := Main(append([]string{"iam-policy"}, args...), &out, &errb); code != exitOK {
+		t.Fatalf("iam-policy: exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{`"route53:ChangeResourceRecordSets"`, `"arn:aws:s3:::certs/edge/*"`, `"s3:ListBucket"`, `"arn:aws:kms:eu-west-1:111122223333:key/k1"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("iam-policy lacks %s:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := Main(append([]string{"bucket-policy"}, args...), &out, &errb); code != exitOK {
+		t.Fatalf("bucket-policy: exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{`"arn:aws:s3:::certs/edge/leases/*"`, `"s3:if-none-match": "true"`, `"aws:SecureTransport": "false"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("bucket-policy lacks %s:\n%s", want, out.String())
+		}
+	}
+	errb.Reset()
+	if code := Main([]string{"bucket-policy", "-domains", "example.test"}, &out, &errb); code == exitOK || !strings.Contains(errb.String(), "-fleet-store") {
+		t.Errorf("bucket-policy without -fleet-store: exit %d, %q", code, errb.String())
+	}
+}

@@ -35,6 +35,7 @@ const usage = `edgecert: certificates by ACME DNS-01 on Route 53, served with th
 Usage:
   edgecert run [flags]          run the daemon (flags also read EDGECERT_<FLAG> variables)
   edgecert iam-policy [flags]   print the least-privilege IAM policy for the configured certificates
+  edgecert bucket-policy [flags] print the fleet bucket's policy (TLS only, no unconditional lease/pointer writes)
   edgecert status [-admin-addr] show what a running daemon serves and when it renews (exit 1: needs attention)
   edgecert renew [-force] [NAME...]       renew now through the running daemon, printing the rotation (exit 0: served)
   edgecert revoke NAME -reason REASON     revoke at the CA and serve a replacement with a new key at once
@@ -88,14 +89,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		early := make(chan os.Signal, 1)
 		signal.Notify(early, syscall.SIGHUP)
 		defer signal.Stop(early)
-	case "iam-policy":
+	case "iam-policy", "bucket-policy":
 	default:
 		fmt.Fprintf(stderr, "edgecert: unknown command %q%s\n%s", args[0], didYouMean("", args[0], commands), usage)
 		return exitUsage
 	}
 	var pf policyFlags
 	var extra []func(*flag.FlagSet)
-	if args[0] == "iam-policy" {
+	if args[0] == "iam-policy" || args[0] == "bucket-policy" {
 		extra = append(extra, pf.define)
 	}
 	cfg, err := parseCommand("edgecert "+args[0], args[1:], os.LookupEnv, stdout, extra...)
@@ -109,6 +110,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	warnings := unknownEnv(os.Environ())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if args[0] == "bucket-policy" {
+		if err := printBucketPolicy(cfg, pf.partitionOrRegion(ctx), stdout); err != nil {
+			fmt.Fprintf(stderr, "edgecert: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
+	}
 	if args[0] == "iam-policy" {
 		for _, w := range warnings {
 			fmt.Fprintf(stderr, "edgecert: warning: %s\n", w)
@@ -136,4 +144,4 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 // commands are Main's commands, for suggestions.
-var commands = []string{"run", "iam-policy", "status", "renew", "revoke", "version", "help"}
+var commands = []string{"run", "iam-policy", "bucket-policy", "status", "renew", "revoke", "version", "help"}
