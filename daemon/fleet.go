@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -196,4 +197,48 @@ func addFleetViews(views []certView, fleet *s3store.Store) []certView {
 		}
 	}
 	return views
+}
+
+// writeFleetStatus adds the fleet table to `edgecert status` when the
+// daemon is in a fleet: per certificate the shared and serving
+// generation, the lease holder and its age, and the last fleet event.
+func writeFleetStatus(w io.Writer, views []certView, now time.Time) {
+	var fleet []certView
+	for _, v := range views {
+		if v.Fleet != nil {
+			fleet = append(fleet, v)
+		}
+	}
+	if len(fleet) == 0 {
+		return
+	}
+	ago := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return fmt.Sprintf(" (%s ago)", now.Sub(t).Round(time.Second))
+	}
+	fmt.Fprintln(w, "\nfleet:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSHARED GEN\tSERVING GEN\tLEASE HOLDER\tLAST EVENT")
+	for _, v := range fleet {
+		f := v.Fleet
+		holder := "-"
+		if f.LeaseHolder != "" {
+			holder = f.LeaseHolder + ago(f.LeaseSince)
+			if f.LeaseHeld {
+				holder += ", this host"
+			}
+		}
+		serving := fmt.Sprint(f.ServingGeneration)
+		if f.ServingGeneration != f.SharedGeneration {
+			serving += " (differs from the fleet)"
+		}
+		event := "-"
+		if f.LastEvent != "" {
+			event = f.LastEvent + ago(f.LastEventAt)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", v.Name, f.SharedGeneration, serving, holder, event)
+	}
+	tw.Flush()
 }

@@ -155,3 +155,27 @@ func TestFleetPolicies(t *testing.T) {
 		t.Errorf("bucket-policy without -fleet-store: exit %d, %q", code, errb.String())
 	}
 }
+
+func TestWriteFleetStatus(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	views := []certView{
+		{Name: "example.test", Fleet: &fleetView{SharedGeneration: 4, ServingGeneration: 3, LeaseHolder: "i-0abc", LeaseSince: now.Add(-90 * time.Second), LastEvent: "waiting", LastEventAt: now.Add(-time.Minute)}},
+		{Name: "other.test"},
+	}
+	var b strings.Builder
+	writeFleetStatus(&b, views, now)
+	out := b.String()
+	for _, want := range []string{"SHARED GEN", "example.test", "3 (differs from the fleet)", "i-0abc (1m30s ago)", "waiting (1m0s ago)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fleet status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "other.test") {
+		t.Errorf("a certificate outside the fleet is listed:\n%s", out)
+	}
+	b.Reset()
+	writeFleetStatus(&b, views[1:], now)
+	if b.Len() != 0 {
+		t.Errorf("fleet table printed without fleet mode: %q", b.String())
+	}
+}

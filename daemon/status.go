@@ -80,6 +80,7 @@ func writeStatus(w io.Writer, version string, views []certView, now time.Time) b
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Name, orDash(v.Serial), expires, next, v.Failures, state)
 	}
 	tw.Flush()
+	writeFleetStatus(w, views, now)
 	return attention
 }
 
