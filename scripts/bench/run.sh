@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# run.sh: edgecert against nginx on loopback, reported as ratios (`make bench`;
-# BENCHMARKS.md explains every figure).
+# run.sh: edgecert against a bare net/http server and nginx on loopback,
+# reported as ratios (`make bench`; BENCHMARKS.md explains every figure).
 #
-# Both servers serve the same ECDSA P-256 certificate with TLS 1.2/1.3 on
+# All servers serve the same ECDSA P-256 certificate with TLS 1.2/1.3 on
 # 127.0.0.1 and get the same CPU budget: the server under test is pinned to
-# CPU 1 (edgecert with GOMAXPROCS=1, nginx with one worker) and the client
-# (wrk or curl) to CPU 0. The machine is shared and noisy, so the two servers
-# are measured alternately (edgecert, nginx, edgecert, nginx, ...), each run's
-# figure is divided by the CPU time its server actually got, and the table
-# reports medians over the rounds of edgecert/nginx; targets are judged on
-# that per-core ratio (throughput at an equal CPU budget).
+# CPU 1 (edgecert and nethttp with GOMAXPROCS=1, nginx with one worker) and
+# the client (wrk or curl) to CPU 0. The machine is shared and noisy, so the
+# servers are measured alternately (edgecert, nethttp, nginx, edgecert, ...)
+# and each run's figure is recorded with the CPU time its server actually got.
+# This script only drives the tools and records samples; the statistics
+# (medians, paired and per-core ratios, verdicts) are scripts/bench/report,
+# a Go command with its own tests.
 #
 # Exit status: 0 when every measurement ran, whether or not a target was met
 # (benchmarks report, they do not gate); non-zero only when something failed
@@ -22,7 +23,8 @@
 #   BENCH_CONNS=32      wrk connections (one wrk thread)
 #   BENCH_DATA_RUNS=3   100 MiB downloads per server per round
 #   BENCH_GO=1          also run the Go micro-benchmarks (0 skips them)
-#   BENCH_SERVERS="edgecert nginx"   servers to measure (for debugging one half)
+#   BENCH_CONNS_IDLE=2000  idle connections held open for the RSS-per-connection rows
+#   BENCH_SERVERS="edgecert nethttp nginx"   servers to measure (edgecert must be one)
 #   EDGECERT_BIN=bin/edgecert
 set -Eeuo pipefail
 
@@ -34,11 +36,11 @@ WARMUP=${BENCH_WARMUP:-2}
 CONNS=${BENCH_CONNS:-32}
 DATA_RUNS=${BENCH_DATA_RUNS:-3}
 GO_BENCH=${BENCH_GO:-1}
-SERVERS=${BENCH_SERVERS:-edgecert nginx}
+SERVERS=${BENCH_SERVERS:-edgecert nethttp nginx}
+IDLE_CONNS=${BENCH_CONNS_IDLE:-2000}
 
 DATA_BYTES=$((100 << 20))  # /data?size=100&unit=mb and nginx's static file
 BIG_BYTES=$((1 << 30))     # /data?size=1&unit=gb for the RSS figure
-RSS_SLACK_KIB=$((8 << 10)) # target: peak RSS within 8 MiB of idle
 
 log() { printf '[bench %3ds] %s\n' "$SECONDS" "$*"; }
 die() {
@@ -50,6 +52,7 @@ die() {
 
 TMP=
 EDGECERT_PID=
+NETHTTP_PID=
 NGINX_PID=
 BG_PIDS=()
 
@@ -79,6 +82,7 @@ cleanup() {
 		[ -n "$pid" ] && stop "$pid" "background client"
 	done
 	[ -n "$EDGECERT_PID" ] && stop "$EDGECERT_PID" edgecert
+	[ -n "$NETHTTP_PID" ] && stop "$NETHTTP_PID" nethttp
 	[ -n "$NGINX_PID" ] && stop "$NGINX_PID" nginx
 	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
 		log "removing $TMP"
@@ -92,17 +96,6 @@ trap 'exit 143' TERM
 trap 'printf "[bench %3ds] FAILED: line %s: %s (exit %s)\n" "$SECONDS" "$LINENO" "$BASH_COMMAND" "$?" >&2' ERR
 
 # ------------------------------------------------------------- utilities --
-
-# median "V V ...": the median of the space-separated numbers (mean of the
-# middle two when their count is even).
-median() {
-	tr -s ' ' '\n' <<<"$*" | awk 'NF' | sort -g | awk '{ a[NR] = $1 }
-		END { if (NR == 0) { print "nan"; exit }
-		      if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-# median0 "V V ...": the median rounded to an integer.
-median0() { median "$@" | awk '{ printf "%.0f\n", $1 }'; }
 
 # cpu_ticks PID...: user+system clock ticks of the processes (all threads).
 cpu_ticks() {
@@ -181,7 +174,7 @@ install_tools() {
 log "step 1: tools"
 install_tools
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-for t in wrk curl openssl taskset awk; do
+for t in wrk curl openssl taskset awk go; do
 	command -v "$t" >/dev/null 2>&1 || die "$t is not installed"
 done
 
@@ -218,32 +211,58 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 	{ cat "$TMP/openssl.log" >&2; die "openssl could not make the certificate"; }
 chmod 0600 "$TMP/key.pem"
 
+log "step 2b: building the report, the bare net/http server and the idle-connection client"
+(cd "$ROOT" && go build -o "$TMP/" ./scripts/bench/report ./scripts/bench/nethttp ./scripts/bench/idleconns) ||
+	die "go build of scripts/bench/{report,nethttp,idleconns} failed"
+SAMPLES=$TMP/samples.tsv
+: >"$SAMPLES"
+
 # ------------------------------------------------------------ 3. servers --
 
 EDGECERT_PORT=$(pick_port)
 NGINX_PORT=$(pick_port "$EDGECERT_PORT")
+NETHTTP_PORT=$(pick_port "$NGINX_PORT")
 E_URL=https://127.0.0.1:$EDGECERT_PORT
 N_URL=https://127.0.0.1:$NGINX_PORT
+B_URL=https://127.0.0.1:$NETHTTP_PORT
 
-# Route of each metric on each server.
+# Route of each metric on each server; a server without one is not measured
+# on that metric (the bare net/http server has only whoami's /bench).
 declare -A ROUTE=(
 	[edgecert,/]=/ [nginx,/]=/
 	[edgecert,/api]=/api [nginx,/api]=/api
-	[edgecert,/bench]=/bench [nginx,/bench]=/bench
+	[edgecert,/bench]=/bench [nginx,/bench]=/bench [nethttp,/bench]=/bench
 	[edgecert,/data]="/data?size=100&unit=mb" [nginx,/data]=/data100m.bin
 )
-base_url() { if [ "$1" = edgecert ]; then echo "$E_URL"; else echo "$N_URL"; fi; }
-route() { echo "${ROUTE[$1,$2]}"; }
+base_url() {
+	case $1 in
+	edgecert) echo "$E_URL" ;;
+	nethttp) echo "$B_URL" ;;
+	*) echo "$N_URL" ;;
+	esac
+}
+route() { echo "${ROUTE[$1,$2]:-}"; }
 
 # server_pids NAME: the processes whose CPU time counts for NAME, one per
 # line (nginx: the master and its workers).
 server_pids() {
-	if [ "$1" = edgecert ]; then
-		echo "$EDGECERT_PID"
-	else
+	case $1 in
+	edgecert) echo "$EDGECERT_PID" ;;
+	nethttp) echo "$NETHTTP_PID" ;;
+	*)
 		echo "$NGINX_PID"
 		pgrep -P "$NGINX_PID" || true
-	fi
+		;;
+	esac
+}
+
+# server_rss NAME: resident KiB of server_pids NAME, summed.
+server_rss() {
+	local pid total=0
+	for pid in $(server_pids "$1"); do
+		total=$((total + $(status_kib "$pid" VmRSS)))
+	done
+	echo "$total"
 }
 
 # server_ticks NAME: cpu_ticks of server_pids NAME.
@@ -294,6 +313,7 @@ start_nginx() {
 		daemon off;
 		master_process on;
 		worker_processes 1;
+		worker_rlimit_nofile 16384;
 		pid $d/nginx.pid;
 		error_log $d/logs/error.log warn;
 		events { worker_connections 4096; }
@@ -358,16 +378,28 @@ start_edgecert() {
 	wait_ready edgecert "$E_URL/bench" "$EDGECERT_PID" "$TMP/edgecert.log"
 }
 
+# start_nethttp: the bare net/http TLS server (scripts/bench/nethttp): what
+# traefik/whoami is, no timeouts, whoami's /bench handler.
+start_nethttp() {
+	log "starting nethttp on 127.0.0.1:$NETHTTP_PORT (GOMAXPROCS=1, pinned to CPU $SERVER_CPU)"
+	taskset -c "$SERVER_CPU" env GOMAXPROCS=1 "$TMP/nethttp" -addr "127.0.0.1:$NETHTTP_PORT" \
+		-cert "$TMP/cert.pem" -key "$TMP/key.pem" </dev/null >"$TMP/nethttp.log" 2>&1 &
+	NETHTTP_PID=$!
+	wait_ready nethttp "$B_URL/bench" "$NETHTTP_PID" "$TMP/nethttp.log"
+}
+
 has() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
 
+has edgecert || die "BENCH_SERVERS must include edgecert (every ratio is about it)"
 has nginx && start_nginx
+has nethttp && start_nethttp
 has edgecert && start_edgecert
 for server in $SERVERS; do
 	tls=$(curl -skv --http1.1 -o /dev/null "$(base_url "$server")/bench" 2>&1 |
 		sed -n 's/^\* SSL connection using //p' | head -n1)
 	log "$server negotiates $tls with curl (wrk uses the same OpenSSL)"
 done
-log "fairness: each server runs pinned to CPU $SERVER_CPU (edgecert GOMAXPROCS=1, nginx 1 worker);" \
+log "fairness: each server runs pinned to CPU $SERVER_CPU (edgecert and nethttp GOMAXPROCS=1, nginx 1 worker);" \
 	"wrk and curl run pinned to CPU $CLIENT_CPU; the servers are measured alternately"
 
 # -------------------------------------------------------------- 4. measure --
@@ -410,11 +442,9 @@ rss_test() {
 		out=$(awk -v s="$speed" 'BEGIN { printf "%.0f", s / 1048576 }')
 		log "  HTTP/$proto: idle RSS $((idle / 1024)) MiB, peak $((peak / 1024)) MiB (+$(((peak - idle) / 1024)) MiB;" \
 			"VmHWM reset: $hwm_ok), $out MiB/s"
-		RSS_IDLE[$proto]=$idle
-		RSS_PEAK[$proto]=$peak
+		printf 'rss\t%s\t%s\t%s\n' "$proto" "$idle" "$peak" >>"$SAMPLES"
 	done
 }
-declare -A RSS_IDLE=() RSS_PEAK=()
 
 # cpu_busy N: busy clock ticks of CPU N since boot (all processes).
 cpu_busy() {
@@ -509,21 +539,51 @@ stime_run() {
 	awk -v n="$n" -v t0="$t0" -v t1="$t1" -v c="$cpu" 'BEGIN { printf "%.0f %s\n", n / (t1 - t0), c }'
 }
 
-declare -A VALS=() # "metric,server" and "cpu:metric,server" -> samples in run order
 declare -A LABEL=(
 	[/]="/ req/s" [/api]="/api req/s" [/bench]="/bench req/s" [hs]="resumed TLS conn/s" [hsfull]="full TLS handshakes/s"
 	[data1.1]="/data 100MiB h1.1 MiB/s" [data2]="/data 100MiB h2 MiB/s"
 )
-# record METRIC SERVER "VALUE CPU OTHERS CLIENT" ROUND: keep one sample and
-# print it.
+# record METRIC SERVER "VALUE CPU OTHERS CLIENT" ROUND: append one sample to
+# $SAMPLES (for scripts/bench/report) and print it.
 record() {
 	local v c o k
 	read -r v c o k <<<"$3"
-	VALS[$1,$2]+="$v "
-	VALS[cpu:$1,$2]+="$c "
-	VALS[others:$1,$2]+="$o "
+	printf 'run\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$v" "$c" "$o" >>"$SAMPLES"
 	log "$(printf '  round %s/%s  %-8s %-24s %8s   CPU%s: server %3s%% others %3s%%   CPU%s: %3s%%' \
 		"$4" "$ROUNDS" "$2" "${LABEL[$1]}" "$v" "$SERVER_CPU" "$c" "$o" "$CLIENT_CPU" "$k")"
+}
+
+# conn_test KIND SERVER ROUND: RSS of SERVER before and after idleconns holds
+# IDLE_CONNS idle connections of KIND open (tls or ws), recorded for the
+# per-connection rows. The connections are closed before it returns.
+conn_test() {
+	local kind=$1 server=$2 before after fifo line cpid
+	before=$(server_rss "$server")
+	fifo=$TMP/idleconns.in
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	taskset -c "$CLIENT_CPU" "$TMP/idleconns" -kind "$kind" -n "$IDLE_CONNS" "$(base_url "$server")" \
+		<"$fifo" >"$TMP/idleconns.out" 2>&1 &
+	cpid=$!
+	BG_PIDS+=("$cpid")
+	exec 7>"$fifo"
+	line=
+	for _ in $(seq 600); do
+		line=$(head -n1 "$TMP/idleconns.out" 2>/dev/null || true)
+		[ -n "$line" ] && break
+		kill -0 "$cpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ "$line" = "open $IDLE_CONNS" ] || { exec 7>&-; cat "$TMP/idleconns.out" >&2; die "idleconns -kind $kind to $server failed"; }
+	sleep 1 # let the server settle (goroutines park, buffers return)
+	after=$(server_rss "$server")
+	exec 7>&-
+	wait "$cpid" || true
+	BG_PIDS=()
+	printf 'conn\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$server" "$IDLE_CONNS" "$before" "$after" >>"$SAMPLES"
+	log "$(printf '  round %s/%s  %-8s %s idle %s connections: RSS %s -> %s KiB (%s KiB each)' "$3" "$ROUNDS" "$server" \
+		"$IDLE_CONNS" "$kind" "$before" "$after" "$(awk -v b="$before" -v a="$after" -v n="$IDLE_CONNS" 'BEGIN { printf "%.1f", (a - b) / n }')")"
+	sleep 2 # the server closes them
 }
 
 has edgecert && rss_test
@@ -551,6 +611,7 @@ for round in $(seq "$ROUNDS"); do
 				args=(-H 'Connection: close')
 				key=/bench
 			fi
+			[ -n "$(route "$server" "$key")" ] || continue
 			if [ "$round" = 1 ]; then
 				wrk_run "$server" "$key" "$WARMUP" "${args[@]}" >/dev/null
 			fi
@@ -566,6 +627,7 @@ for round in $(seq "$ROUNDS"); do
 	for proto in 1.1 2; do
 		for i in $(seq "$DATA_RUNS"); do
 			for server in $SERVERS; do
+				[ -n "$(route "$server" /data)" ] || continue
 				out=$(data_run "$server" "$proto")
 				record "data$proto" "$server" "$out" "$round"
 			done
@@ -573,105 +635,30 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 
+log "step 4d: RSS per idle connection: $IDLE_CONNS TLS keep-alive connections after one /bench each" \
+	"(every server), $IDLE_CONNS websockets after one /echo message each (edgecert), 3 rounds"
+for round in 1 2 3; do
+	for server in $SERVERS; do
+		conn_test tls "$server" "$round"
+	done
+	conn_test ws edgecert "$round"
+done
+
 # ---------------------------------------------------------------- 5. report --
 
-# paired FORMULA E-SAMPLES N-SAMPLES [E-CPU N-CPU]: the median, min and max
-# over the runs i of edgecert's sample i against nginx's sample i (taken back
-# to back): "ratio" is e/n, "percore" is (e/ecpu)/(n/ncpu).
-paired() {
-	awk -v f="$1" -v e="$2" -v n="$3" -v ec="${4:-}" -v nc="${5:-}" 'BEGIN {
-		k = split(e, E, " "); split(n, N, " "); split(ec, EC, " "); split(nc, NC, " ")
-		m = 0
-		for (i = 1; i <= k; i++) {
-			if (N[i] <= 0) continue
-			r = E[i] / N[i]
-			if (f == "percore") { if (EC[i] <= 0 || NC[i] <= 0) continue; r = r * NC[i] / EC[i] }
-			R[++m] = r
-		}
-		if (m == 0) { print "- - -"; exit }
-		for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (R[j] < R[i]) { t = R[i]; R[i] = R[j]; R[j] = t }
-		med = (m % 2) ? R[(m + 1) / 2] : (R[m / 2] + R[m / 2 + 1]) / 2
-		printf "%.2f %.2f %.2f\n", med, R[1], R[m]
-	}'
-}
-
-FMT='%-24s %9s %9s %6s %8s %-11s %-9s %s\n'
-MISSES=0
-
-# row METRIC TARGET: one line of the table; TARGET is the minimum per-core
-# ratio edgecert/nginx, or "-" for a row reported without a target.
-row() {
-	local metric=$1 target=$2 e=- n=- ratio=- pc=- lo hi range=- verdict=- tdesc=-
-	local ev=${VALS[$metric,edgecert]:-} nv=${VALS[$metric,nginx]:-}
-	[ -n "$ev" ] && e=$(median0 "$ev")
-	[ -n "$nv" ] && n=$(median0 "$nv")
-	if [ -n "$ev" ] && [ -n "$nv" ]; then
-		read -r ratio _ _ < <(paired ratio "$ev" "$nv")
-		read -r pc lo hi < <(paired percore "$ev" "$nv" "${VALS[cpu:$metric,edgecert]}" "${VALS[cpu:$metric,nginx]}")
-		range="$lo-$hi"
-		if [ "$target" != - ]; then
-			# "*": the plain ratio falls on the other side of the target.
-			verdict=$(awk -v r="$ratio" -v p="$pc" -v t="$target" 'BEGIN {
-				v = (p >= t ? "PASS" : "MISS"); if ((p >= t) != (r >= t)) v = v "*"; print v }')
-		fi
-	fi
-	[ "$target" != - ] && tdesc=">= ${target}x"
-	case $verdict in MISS*) MISSES=$((MISSES + 1)) ;; esac
-	# shellcheck disable=SC2059 # FMT is the table's format
-	printf "$FMT" "${LABEL[$metric]}" "$e" "$n" "$ratio" "$pc" "$range" "$tdesc" "$verdict"
-}
-
 echo
-log "step 5: results"
+log "step 5: results (scripts/bench/report $SAMPLES)"
 echo
-echo "edgecert, nginx: median over the runs. ratio: median over the rounds of edgecert/nginx measured"
-echo "back to back. per-core: the same after dividing each run's figure by the CPU its server actually"
-echo "got (equal CPU budget: immune to the client's core saturating and to other processes taking CPU $SERVER_CPU);"
-echo "range: its lowest-highest round. The result is judged on per-core."
-echo
-# shellcheck disable=SC2059
-printf "$FMT" metric edgecert nginx ratio per-core range target result
-# shellcheck disable=SC2059
-printf "$FMT" ------ -------- ----- ----- -------- ----- ------ ------
-row / 0.5
-row /api 0.5
-row /bench 0.8
-row hs -
-row hsfull -
-row data1.1 0.6
-row data2 -
-if has edgecert; then
-	for proto in 1.1 2; do
-		idle=${RSS_IDLE[$proto]}
-		peak=${RSS_PEAK[$proto]}
-		verdict=PASS
-		[ $((peak - idle)) -le "$RSS_SLACK_KIB" ] || verdict=MISS
-		[ "$verdict" = MISS ] && MISSES=$((MISSES + 1))
-		# shellcheck disable=SC2059
-		printf "$FMT" "RSS 1GiB /data h$proto" \
-			"$(awk -v i="$idle" 'BEGIN { printf "%.1fM", i / 1024 }')" - - \
-			"$(awk -v d="$((peak - idle))" 'BEGIN { printf "+%.1fM", d / 1024 }')" \
-			"peak $(awk -v p="$peak" 'BEGIN { printf "%.1fM", p / 1024 }')" "<= +8 MiB" "$verdict"
-	done
-	echo "(RSS rows: edgecert = idle RSS, then the growth of the peak over idle during the download, and the peak)"
-fi
-echo
-echo "CPU $SERVER_CPU during the runs (median, % of that core): used by the server / by other processes:"
-for metric in / /api /bench hs hsfull data1.1 data2; do
-	line=$(printf '  %-24s' "${LABEL[$metric]}")
-	for server in $SERVERS; do
-		line+=$(printf ' %8s %4s%% / %3s%%' "$server" "$(median0 "${VALS[cpu:$metric,$server]}")" \
-			"$(median0 "${VALS[others:$metric,$server]}")")
-	done
-	echo "$line"
-done
-echo "Targets missed: $MISSES (reported, not enforced). A \"*\" marks a row whose plain ratio lands on the"
-echo "other side of the target: the two servers did not get the same CPU (contention or a client-bound run)."
+"$TMP/report" "$SAMPLES" || die "the report failed"
 
 # Stop the servers before the Go benchmarks so they do not hold memory or CPU.
 if [ -n "$EDGECERT_PID" ]; then
 	stop "$EDGECERT_PID" edgecert
 	EDGECERT_PID=
+fi
+if [ -n "$NETHTTP_PID" ]; then
+	stop "$NETHTTP_PID" nethttp
+	NETHTTP_PID=
 fi
 if [ -n "$NGINX_PID" ]; then
 	stop "$NGINX_PID" nginx
