@@ -26,8 +26,8 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	if !isTokenKey(key) {
 		if e, ok := s.Current(key); ok && e.Source == SourceStore {
-			out := make([]byte, 0, len(e.keyPEM)+len(e.chainPEM))
-			return append(append(out, e.keyPEM...), e.chainPEM...), nil
+			chain, key := e.PEM()
+			return append(key, chain...), nil
 		}
 	}
 	data, err := os.ReadFile(filepath.Join(s.dataDir, key))

@@ -39,7 +39,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeScaleFixtures()
+	os.Exit(code)
 }
 
 // crashChild opens the store and writes versions through PutCert forever,

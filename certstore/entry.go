@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -74,8 +76,13 @@ type Entry struct {
 	// Source is SourceStore or SourceFile.
 	Source string
 
-	chainPEM, keyPEM []byte
-	sum              [sha256.Size]byte // content identity: chain, key and meta
+	// The entry keeps the chain once, as DER in Cert.Certificate (the leaf's
+	// parsed fields point into it; intermediates are shared between entries,
+	// see derIntern), and the key's DER next to the parsed key; PEM is
+	// re-encoded from them on demand instead of being held a second time.
+	keyType string            // the key's PEM block type
+	keyDER  []byte            // the key's PEM block bytes
+	sum     [sha256.Size]byte // content identity: chain, key and meta as read
 }
 
 // String describes e for logs and test failures, without key material.
@@ -90,8 +97,17 @@ func (e *Entry) String() string {
 // Serial returns the leaf serial number in hex, as logged.
 func (e *Entry) Serial() string { return e.Cert.Leaf.SerialNumber.Text(16) }
 
-// PEM returns copies of the chain and key PEM the entry was loaded from.
-func (e *Entry) PEM() (chainPEM, keyPEM []byte) { return clone(e.chainPEM), clone(e.keyPEM) }
+// PEM returns the chain and key in PEM, encoded afresh from what the entry
+// holds: byte for byte what it was loaded from when that was canonical PEM
+// (as PutCert's callers and encoding/pem write it); text outside the PEM
+// blocks and line-wrapping differences are not kept. The slices are the
+// caller's.
+func (e *Entry) PEM() (chainPEM, keyPEM []byte) {
+	for _, der := range e.Cert.Certificate {
+		chainPEM = append(chainPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	return chainPEM, pem.EncodeToMemory(&pem.Block{Type: e.keyType, Bytes: e.keyDER})
+}
 
 // NotAfter returns the leaf's expiry time.
 func (e *Entry) NotAfter() time.Time { return e.Cert.Leaf.NotAfter }
@@ -117,42 +133,50 @@ func contentSum(chainPEM, keyPEM, metaJSON []byte) [sha256.Size]byte {
 	return sum
 }
 
+// parsedPair is a validated chain and key: what an Entry holds.
+type parsedPair struct {
+	cert    *tls.Certificate // Leaf set
+	keyType string           // PEM block type of the key
+	keyDER  []byte
+}
+
 // validate parses chainPEM and keyPEM strictly and checks the pair for
 // serving at now: key matches the leaf, leaf currently valid, names all in the
-// leaf's SANs. Errors describe the reason without a component prefix; they
-// are used as the cert.rejected reason and wrapped by callers.
-func validate(chainPEM, keyPEM []byte, names []string, now time.Time) (*tls.Certificate, error) {
-	ders, err := parseChain(chainPEM)
+// leaf's SANs. Intermediates already in in (nil: none) are shared instead of
+// held again, and not parsed again. Errors describe the reason without a
+// component prefix; they are used as the cert.rejected reason and wrapped by
+// callers.
+func validate(chainPEM, keyPEM []byte, names []string, now time.Time, in *derIntern) (parsedPair, error) {
+	ders, leaf, err := parseChain(chainPEM, in)
 	if err != nil {
-		return nil, err
+		return parsedPair{}, err
 	}
-	leaf, err := x509.ParseCertificate(ders[0])
+	key, kb, err := parseKey(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("chain: leaf: %w", err)
-	}
-	key, err := parseKey(keyPEM)
-	if err != nil {
-		return nil, err
+		return parsedPair{}, err
 	}
 	pub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(key.Public()) {
-		return nil, errors.New("private key does not match the leaf certificate")
+		return parsedPair{}, errors.New("private key does not match the leaf certificate")
 	}
 	switch {
 	case !leaf.NotAfter.After(leaf.NotBefore):
-		return nil, fmt.Errorf("leaf validity window is empty (not_before %s, not_after %s)",
+		return parsedPair{}, fmt.Errorf("leaf validity window is empty (not_before %s, not_after %s)",
 			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 	case now.After(leaf.NotAfter):
-		return nil, fmt.Errorf("leaf expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+		return parsedPair{}, fmt.Errorf("leaf expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
 	case leaf.NotBefore.After(now.Add(maxClockSkew)):
-		return nil, fmt.Errorf("leaf not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
+		return parsedPair{}, fmt.Errorf("leaf not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	for _, n := range names {
 		if !hasSAN(leaf, n) {
-			return nil, fmt.Errorf("leaf does not cover name %q (SANs %q)", n, leaf.DNSNames)
+			return parsedPair{}, fmt.Errorf("leaf does not cover name %q (SANs %q)", n, leaf.DNSNames)
 		}
 	}
-	return &tls.Certificate{Certificate: ders, PrivateKey: key, Leaf: leaf}, nil
+	return parsedPair{
+		cert:    &tls.Certificate{Certificate: ders, PrivateKey: key, Leaf: leaf},
+		keyType: kb.Type, keyDER: kb.Bytes,
+	}, nil
 }
 
 // nextBlock decodes the PEM block at the start of data, allowing only
@@ -173,42 +197,113 @@ func nextBlock(data []byte) (*pem.Block, []byte, error) {
 	return b, rest, nil
 }
 
-func parseChain(chainPEM []byte) ([][]byte, error) {
+// parseChain decodes the chain's blocks, parses every certificate (the
+// leaf's parse is returned, an intermediate already in in is taken from
+// there), and returns the DER of each (a shared copy for interned ones).
+func parseChain(chainPEM []byte, in *derIntern) ([][]byte, *x509.Certificate, error) {
 	var ders [][]byte
+	var leaf *x509.Certificate
 	rest := chainPEM
 	for {
 		b, r, err := nextBlock(rest)
 		if err != nil {
-			return nil, fmt.Errorf("chain: block %d: %w", len(ders)+1, err)
+			return nil, nil, fmt.Errorf("chain: block %d: %w", len(ders)+1, err)
 		}
 		if b == nil {
 			break
 		}
 		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("chain: block %d: unexpected PEM type %q", len(ders)+1, b.Type)
+			return nil, nil, fmt.Errorf("chain: block %d: unexpected PEM type %q", len(ders)+1, b.Type)
 		}
-		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
-			return nil, fmt.Errorf("chain: block %d: %w", len(ders)+1, err)
+		der := b.Bytes
+		if len(ders) == 0 {
+			if leaf, err = x509.ParseCertificate(der); err != nil {
+				return nil, nil, fmt.Errorf("chain: block 1: %w", err)
+			}
+		} else if shared, ok := in.get(der); ok {
+			der = shared
+		} else {
+			if _, err := x509.ParseCertificate(der); err != nil {
+				return nil, nil, fmt.Errorf("chain: block %d: %w", len(ders)+1, err)
+			}
+			der = in.add(der)
 		}
-		ders = append(ders, b.Bytes)
+		ders = append(ders, der)
 		rest = r
 	}
 	if len(ders) == 0 {
-		return nil, errors.New("chain: no certificate")
+		return nil, nil, errors.New("chain: no certificate")
 	}
-	return ders, nil
+	return slices.Clip(ders), leaf, nil
 }
 
-func parseKey(keyPEM []byte) (crypto.Signer, error) {
+// derIntern shares identical intermediate certificates between entries: a
+// store of 10k certificates from one CA holds the CA's DER once and parses
+// it once per reload. A nil *derIntern shares nothing. Safe for concurrent
+// use.
+type derIntern struct {
+	mu sync.Mutex        // guards m
+	m  map[string][]byte // DER (as a string key) -> the shared copy
+}
+
+func newDERIntern() *derIntern { return &derIntern{m: make(map[string][]byte)} }
+
+func (in *derIntern) get(der []byte) ([]byte, bool) {
+	if in == nil {
+		return nil, false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	v, ok := in.m[string(der)]
+	return v, ok
+}
+
+// add records der (already parsed successfully) and returns the shared
+// copy: der itself unless another caller added the same bytes first.
+func (in *derIntern) add(der []byte) []byte {
+	if in == nil {
+		return der
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.m[string(der)]; ok {
+		return v
+	}
+	in.m[string(der)] = der
+	return der
+}
+
+// retain drops the intermediates no entry of entries holds, so the table
+// does not grow with every CA a store has ever seen.
+func (in *derIntern) retain(entries map[string]*Entry) {
+	if in == nil {
+		return
+	}
+	keep := make(map[string]bool)
+	for _, e := range entries {
+		for _, der := range e.Cert.Certificate[1:] {
+			keep[string(der)] = true
+		}
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for k := range in.m {
+		if !keep[k] {
+			delete(in.m, k)
+		}
+	}
+}
+
+func parseKey(keyPEM []byte) (crypto.Signer, *pem.Block, error) {
 	b, rest, err := nextBlock(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("key: %w", err)
+		return nil, nil, fmt.Errorf("key: %w", err)
 	}
 	if b == nil {
-		return nil, errors.New("key: no PEM block")
+		return nil, nil, errors.New("key: no PEM block")
 	}
 	if extra, _, err := nextBlock(rest); err != nil || extra != nil {
-		return nil, errors.New("key: data after the private key block")
+		return nil, nil, errors.New("key: data after the private key block")
 	}
 	var k any
 	switch b.Type {
@@ -219,20 +314,20 @@ func parseKey(keyPEM []byte) (crypto.Signer, error) {
 	case "RSA PRIVATE KEY":
 		k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
 	default:
-		return nil, fmt.Errorf("key: unexpected PEM type %q", b.Type)
+		return nil, nil, fmt.Errorf("key: unexpected PEM type %q", b.Type)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("key: %w", err)
+		return nil, nil, fmt.Errorf("key: %w", err)
 	}
 	switch k := k.(type) {
 	case *ecdsa.PrivateKey:
-		return k, nil
+		return k, b, nil
 	case *rsa.PrivateKey:
-		return k, nil
+		return k, b, nil
 	case ed25519.PrivateKey:
-		return k, nil
+		return k, b, nil
 	default:
-		return nil, fmt.Errorf("key: unsupported key type %T", k)
+		return nil, nil, fmt.Errorf("key: unsupported key type %T", k)
 	}
 }
 

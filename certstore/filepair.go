@@ -92,25 +92,25 @@ func (s *Store) entryFromPair(p filePair, chain, key []byte, known []*Entry) (*E
 			return e, nil
 		}
 	}
-	cert, err := validate(chain, key, nil, s.now())
+	pp, err := validate(chain, key, nil, s.now(), s.intern)
 	if err != nil {
 		return nil, err
 	}
 	return &Entry{
-		Name:     p.name,
-		Version:  hex.EncodeToString(sum[:6]),
-		Cert:     cert,
-		Meta:     Meta{Names: cert.Leaf.DNSNames, Source: SourceFile},
-		Source:   SourceFile,
-		chainPEM: chain,
-		keyPEM:   key,
-		sum:      sum,
+		Name:    p.name,
+		Version: hex.EncodeToString(sum[:6]),
+		Cert:    pp.cert,
+		Meta:    Meta{Names: pp.cert.Leaf.DNSNames, Source: SourceFile},
+		Source:  SourceFile,
+		keyType: pp.keyType,
+		keyDER:  pp.keyDER,
+		sum:     sum,
 	}, nil
 }
 
 // loadPair returns the entry to serve for file pair p: the files' content if
 // valid, else prev (the last good pair), else nil.
-func (s *Store) loadPair(p filePair, prev, hint *Entry, seen map[string][32]byte) *Entry {
+func (s *Store) loadPair(p filePair, prev, hint *Entry, rj *rejects) *Entry {
 	chain, key, err := readPairFiles(p)
 	var e *Entry
 	if err == nil {
@@ -120,7 +120,7 @@ func (s *Store) loadPair(p filePair, prev, hint *Entry, seen map[string][32]byte
 		return e
 	}
 	reason := err.Error()
-	s.rejectLocked(seen, "\x00file/"+p.name, contentSum(chain, key, []byte(reason)),
+	rj.add("\x00file/"+p.name, contentSum(chain, key, []byte(reason)),
 		slog.String("name", p.name), slog.String("source", SourceFile),
 		slog.String("cert_file", p.certFile), slog.String("key_file", p.keyFile),
 		slog.String("reason", reason))

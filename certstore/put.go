@@ -29,7 +29,7 @@ func (s *Store) PutCert(ctx context.Context, name string, chainPEM, keyPEM []byt
 	if meta.Source == "" {
 		meta.Source = "import"
 	}
-	cert, err := validate(chainPEM, keyPEM, meta.Names, s.now())
+	pp, err := validate(chainPEM, keyPEM, meta.Names, s.now(), s.intern)
 	if err != nil {
 		return nil, fmt.Errorf("certstore: put %q: %w", name, err)
 	}
@@ -68,8 +68,8 @@ func (s *Store) PutCert(ctx context.Context, name string, chainPEM, keyPEM []byt
 		return nil, fmt.Errorf("certstore: put %q: switch to version %s: %w", name, version, err)
 	}
 	e := &Entry{
-		Name: name, Version: version, Cert: cert, Meta: meta, Source: SourceStore,
-		chainPEM: chainPEM, keyPEM: keyPEM, sum: contentSum(chainPEM, keyPEM, metaJSON),
+		Name: name, Version: version, Cert: pp.cert, Meta: meta, Source: SourceStore,
+		keyType: pp.keyType, keyDER: pp.keyDER, sum: contentSum(chainPEM, keyPEM, metaJSON),
 	}
 	// The version is committed; a cancelled ctx must not keep it from being
 	// served.

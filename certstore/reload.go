@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 )
 
 // Reload rescans the store directory and the operator file pairs now (for
@@ -34,8 +37,7 @@ func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error
 		return fmt.Errorf("certstore: reload: %w", err)
 	}
 	old := s.idx.Load()
-	seenRejects := make(map[string][32]byte)
-	entries := make(map[string]*Entry)
+	var names []string
 	for _, de := range des {
 		name := de.Name()
 		if !de.IsDir() || checkName("certificate name", name) != nil {
@@ -44,12 +46,13 @@ func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error
 		if _, ok := s.pairs[name]; ok {
 			continue // an operator file pair owns this name
 		}
-		prev := old.byName[name]
-		if prev != nil && prev.Source != SourceStore {
-			prev = nil
-		}
-		if e := s.loadStored(name, prev, hints[name], seenRejects); e != nil {
-			entries[name] = e
+		names = append(names, name)
+	}
+	entries := make(map[string]*Entry, len(names)+len(s.pairs))
+	var rj rejects
+	for i, e := range s.loadAllStored(names, old, hints, &rj) {
+		if e != nil {
+			entries[names[i]] = e
 		}
 	}
 	for name, p := range s.pairs {
@@ -57,11 +60,12 @@ func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error
 		if prev != nil && prev.Source != SourceFile {
 			prev = nil
 		}
-		if e := s.loadPair(p, prev, hints[name], seenRejects); e != nil {
+		if e := s.loadPair(p, prev, hints[name], &rj); e != nil {
 			entries[name] = e
 		}
 	}
-	s.rejected = seenRejects
+	s.rejectAllLocked(&rj)
+	s.intern.retain(entries)
 
 	if sameEntries(old, entries) && old.def == entries[s.def] {
 		return nil
@@ -97,21 +101,87 @@ func sameEntries(old *index, entries map[string]*Entry) bool {
 	return true
 }
 
-// rejectLocked logs cert.rejected for content sum under key once: it is not
-// logged again while the same content keeps failing on later reloads.
-func (s *Store) rejectLocked(seen map[string][32]byte, key string, sum [32]byte, attrs ...any) {
-	seen[key] = sum
-	if prev, ok := s.rejected[key]; ok && prev == sum {
-		return
+// parallelLoadMin is the number of certificates from which a reload reads
+// and parses them on every CPU: below it, goroutines cost more than they
+// save.
+const parallelLoadMin = 64
+
+// loadAllStored runs loadStored for every name, on GOMAXPROCS goroutines
+// when there are many (parsing dominates a large store's start-up), and
+// returns the entries in names' order (nil where nothing is served).
+// Rejections are collected in rj, not logged, so the workers share nothing
+// but the read-only old index and the concurrency-safe intern table.
+func (s *Store) loadAllStored(names []string, old *index, hints map[string]*Entry, rj *rejects) []*Entry {
+	out := make([]*Entry, len(names))
+	load := func(i int, rj *rejects) {
+		prev := old.byName[names[i]]
+		if prev != nil && prev.Source != SourceStore {
+			prev = nil
+		}
+		out[i] = s.loadStored(names[i], prev, hints[names[i]], rj)
 	}
-	s.log.Warn("cert.rejected", attrs...)
-	s.observeRejected(attrs)
+	workers := min(runtime.GOMAXPROCS(0), len(names)/parallelLoadMin)
+	if workers <= 1 {
+		for i := range names {
+			load(i, rj)
+		}
+		return out
+	}
+	parts := make([]rejects, workers)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(names) {
+					return
+				}
+				load(i, &parts[w])
+			}
+		})
+	}
+	wg.Wait()
+	for _, p := range parts {
+		rj.items = append(rj.items, p.items...)
+	}
+	return out
+}
+
+// rejects collects the versions a reload refused, to be logged once the
+// reload is done (rejectAllLocked).
+type rejects struct{ items []rejected }
+
+type rejected struct {
+	key   string   // "<name>/<version>" or a file pair key
+	sum   [32]byte // content identity, for logging once per content
+	attrs []any    // cert.rejected's attributes
+}
+
+func (r *rejects) add(key string, sum [32]byte, attrs ...any) {
+	r.items = append(r.items, rejected{key, sum, attrs})
+}
+
+// rejectAllLocked logs cert.rejected for each of rj once per content: a
+// version is not logged again while the same content keeps failing on later
+// reloads. It replaces s.rejected with what this reload refused.
+func (s *Store) rejectAllLocked(rj *rejects) {
+	seen := make(map[string][32]byte, len(rj.items))
+	for _, r := range rj.items {
+		seen[r.key] = r.sum
+		if prev, ok := s.rejected[r.key]; ok && prev == r.sum {
+			continue
+		}
+		s.log.Warn("cert.rejected", r.attrs...)
+		s.observeRejected(r.attrs)
+	}
+	s.rejected = seen
 }
 
 // loadStored returns the entry to serve for store certificate name: the
 // version "current" points to if it is valid, else prev (the last good
 // entry), else the newest valid older version, else nil.
-func (s *Store) loadStored(name string, prev, hint *Entry, seen map[string][32]byte) *Entry {
+func (s *Store) loadStored(name string, prev, hint *Entry, rj *rejects) *Entry {
 	nameDir := filepath.Join(s.certsDir, name)
 	var (
 		version string
@@ -142,13 +212,13 @@ func (s *Store) loadStored(name string, prev, hint *Entry, seen map[string][32]b
 	if rerr == nil {
 		return e
 	}
-	s.rejectLocked(seen, name+"/"+version, contentSum(vf.chain, vf.key, vf.meta),
+	rj.add(name+"/"+version, contentSum(vf.chain, vf.key, vf.meta),
 		slog.String("name", name), slog.String("version", version), slog.String("source", SourceStore),
 		slog.String("reason", rerr.Error()))
 	if prev != nil {
 		return prev
 	}
-	return s.fallback(name, version, seen)
+	return s.fallback(name, version, rj)
 }
 
 // entryFromVersion validates one version read from disk (readErr is the
@@ -168,18 +238,18 @@ func (s *Store) entryFromVersion(name, version string, vf versionFiles, readErr 
 	if err := json.Unmarshal(vf.meta, &meta); err != nil {
 		return nil, fmt.Errorf("meta.json: %w", err)
 	}
-	cert, err := validate(vf.chain, vf.key, meta.Names, s.now())
+	pp, err := validate(vf.chain, vf.key, meta.Names, s.now(), s.intern)
 	if err != nil {
 		return nil, err
 	}
 	return &Entry{
-		Name: name, Version: version, Cert: cert, Meta: meta, Source: SourceStore,
-		chainPEM: vf.chain, keyPEM: vf.key, sum: sum,
+		Name: name, Version: version, Cert: pp.cert, Meta: meta, Source: SourceStore,
+		keyType: pp.keyType, keyDER: pp.keyDER, sum: sum,
 	}, nil
 }
 
 // fallback returns the newest valid version of name other than bad, or nil.
-func (s *Store) fallback(name, bad string, seen map[string][32]byte) *Entry {
+func (s *Store) fallback(name, bad string, rj *rejects) *Entry {
 	nameDir := filepath.Join(s.certsDir, name)
 	vs, err := listVersions(nameDir)
 	if err != nil {
@@ -193,7 +263,7 @@ func (s *Store) fallback(name, bad string, seen map[string][32]byte) *Entry {
 		vf, err := readVersion(filepath.Join(nameDir, v))
 		e, err := s.entryFromVersion(name, v, vf, err, nil, nil)
 		if err != nil {
-			s.rejectLocked(seen, name+"/"+v, contentSum(vf.chain, vf.key, vf.meta),
+			rj.add(name+"/"+v, contentSum(vf.chain, vf.key, vf.meta),
 				slog.String("name", name), slog.String("version", v), slog.String("source", SourceStore),
 				slog.String("reason", err.Error()))
 			continue

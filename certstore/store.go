@@ -100,6 +100,7 @@ type Store struct {
 	rejected map[string][32]byte
 
 	leases localLeases // in-process leases (Lock)
+	intern *derIntern  // intermediates shared between entries (own lock)
 
 	kick      chan struct{} // wakes Watch to refresh its watch list (buffer 1)
 	closed    chan struct{} // closed by Close
@@ -129,6 +130,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		pairs:       make(map[string]filePair),
 		rejected:    make(map[string][32]byte),
 		kick:        make(chan struct{}, 1),
+		intern:      newDERIntern(),
 		closed:      make(chan struct{}),
 	}
 	if s.log == nil {

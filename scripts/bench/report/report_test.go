@@ -74,10 +74,10 @@ func TestVerdict(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, in := range []string{
-		"run\t/bench\tedgecert\t100\t99\n",            // a field short
-		"run\t/bench\tedgecert\tfast\t99\t0\n",        // not a number
-		"walk\t/bench\tedgecert\t100\t99\t0\n",        // unknown record
-		"rss\t1.1\t1000\n",                            // a field short
+		"run\t/bench\tedgecert\t100\t99\n",           // a field short
+		"run\t/bench\tedgecert\tfast\t99\t0\n",       // not a number
+		"walk\t/bench\tedgecert\t100\t99\t0\n",       // unknown record
+		"rss\t1.1\t1000\n",                           // a field short
 		"conn\ttls\tnginx\t100\t1000\t2000\textra\n", // a field long
 	} {
 		if _, err := parse(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), "line 1") {

@@ -1,0 +1,190 @@
+package certstore
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgecert/edgecert/certstore/certstoretest"
+)
+
+// The scale benchmarks (issue 10): a store of 1, 1k, 10k and 100k
+// certificates (each apex + wildcard, its own P-256 key), as the daemon finds
+// it at start-up. BenchmarkOpen is the time from Open to the index being
+// served (ns/op) and the heap the store keeps per certificate (heap-B/cert);
+// BenchmarkHandshake compares full TLS handshakes with one certificate and
+// with random SNI over 10k.
+
+var scaleSizes = []int{1, 1000, 10_000, 100_000}
+
+// scaleDirs caches one store directory per size for the whole test binary
+// (benchmark functions run several times); TestMain removes them.
+var scaleDirs struct {
+	mu   sync.Mutex // guards dirs
+	dirs map[int]string
+}
+
+func removeScaleFixtures() {
+	scaleDirs.mu.Lock()
+	defer scaleDirs.mu.Unlock()
+	for _, d := range scaleDirs.dirs {
+		os.RemoveAll(d)
+	}
+}
+
+func scaleName(i int) string { return fmt.Sprintf("c%06d.example.test", i) }
+
+// scaleFixture returns a store directory holding n certificates written the
+// way the store writes them (version 0000000001, "current" symlink), without
+// the fsyncs: the fixture measures reading, not writing.
+func scaleFixture(b *testing.B, n int) string {
+	b.Helper()
+	scaleDirs.mu.Lock()
+	defer scaleDirs.mu.Unlock()
+	if d, ok := scaleDirs.dirs[n]; ok {
+		return d
+	}
+	dir, err := os.MkdirTemp("", fmt.Sprintf("perf-certstore-scale-%d-", n))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca := certstoretest.NewCA(b)
+	nb, na := time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour)
+	var wg sync.WaitGroup
+	errs := make(chan error, runtime.GOMAXPROCS(0))
+	for w := range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := w; i < n; i += runtime.GOMAXPROCS(0) {
+				name := scaleName(i)
+				names := []string{name, "*." + name}
+				chain, key := ca.Issue(b, names, nb, na)
+				meta, _ := json.Marshal(Meta{Names: names, Source: "acme", ObtainedAt: nb})
+				v := filepath.Join(dir, certsDirName, name, formatVersion(1))
+				if err := os.MkdirAll(v, dirPerm); err != nil {
+					errs <- err
+					return
+				}
+				for f, data := range map[string][]byte{chainFile: chain, keyFile: key, metaFile: meta} {
+					if err := os.WriteFile(filepath.Join(v, f), data, 0o600); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if err := os.Symlink(formatVersion(1), filepath.Join(dir, certsDirName, name, currentName)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		os.RemoveAll(dir)
+		b.Fatal(err)
+	}
+	if scaleDirs.dirs == nil {
+		scaleDirs.dirs = map[int]string{}
+	}
+	scaleDirs.dirs[n] = dir
+	return dir
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+func BenchmarkOpen(b *testing.B) {
+	for _, n := range scaleSizes {
+		b.Run(fmt.Sprintf("certs=%d", n), func(b *testing.B) {
+			if n > 10_000 && testing.Short() {
+				b.Skip("100k certificates take a minute to generate; run without -short")
+			}
+			dir := scaleFixture(b, n)
+			ctx := context.Background()
+			var s *Store
+			b.ResetTimer()
+			for b.Loop() {
+				if s != nil {
+					s.Close()
+					s = nil
+				}
+				var err error
+				if s, err = Open(ctx, dir, Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if got := len(s.Entries()); got != n {
+				b.Fatalf("Open served %d certificates; want %d", got, n)
+			}
+			// Heap kept per certificate: with the store open, then without.
+			with := heapInUse()
+			runtime.KeepAlive(s)
+			s.Close()
+			s = nil
+			without := heapInUse()
+			if with > without {
+				b.ReportMetric(float64(with-without)/float64(n), "heap-B/cert")
+			}
+		})
+	}
+}
+
+// BenchmarkHandshake is full TLS 1.3 handshakes (no resumption) through
+// GetCertificate over an in-memory pipe: one certificate, then random SNI
+// over 10k, side by side so one run gives the ratio.
+func BenchmarkHandshake(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		certs int
+	}{{"certs=1", 1}, {"certs=10000-random-sni", 10_000}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, err := Open(context.Background(), scaleFixture(b, bc.certs), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			srvCfg := &tls.Config{GetCertificate: s.GetCertificate, SessionTicketsDisabled: true}
+			rnd := rand.New(rand.NewPCG(1, 2))
+			for b.Loop() {
+				sni := scaleName(rnd.IntN(bc.certs))
+				if err := handshake(srvCfg, &tls.Config{ServerName: sni, InsecureSkipVerify: true}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func handshake(srvCfg, cliCfg *tls.Config) error {
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	errc := make(chan error, 1)
+	go func() { errc <- tls.Server(c1, srvCfg).Handshake() }()
+	cli := tls.Client(c2, cliCfg)
+	if err := cli.Handshake(); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil {
+		return err
+	}
+	if got := cli.ConnectionState().PeerCertificates[0].DNSNames[0]; got != cliCfg.ServerName {
+		return fmt.Errorf("served %s for SNI %s", got, cliCfg.ServerName)
+	}
+	return nil
+}
