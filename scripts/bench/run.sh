@@ -360,11 +360,36 @@ start_nginx() {
 		cat "$d/logs/stderr.log" "$d/logs/error.log" >&2 || true
 		die "nginx rejected its configuration"
 	fi
+	launch_nginx
+}
+
+# launch_nginx: run nginx with the configuration start_nginx wrote.
+launch_nginx() {
+	local d=$TMP/nginx
 	log "starting nginx on 127.0.0.1:$NGINX_PORT (1 worker, pinned to CPU $SERVER_CPU)"
 	taskset -c "$SERVER_CPU" "$NGINX" -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" \
 		</dev/null >>"$d/logs/stderr.log" 2>&1 &
 	NGINX_PID=$!
 	wait_ready nginx "$N_URL/bench" "$NGINX_PID" "$d/logs/error.log"
+}
+
+# restart NAME: a fresh process of server NAME (for memory figures that a
+# previous measurement's freed-but-kept memory would hide).
+restart() {
+	case $1 in
+	edgecert)
+		stop "$EDGECERT_PID" edgecert
+		start_edgecert
+		;;
+	nethttp)
+		stop "$NETHTTP_PID" nethttp
+		start_nethttp
+		;;
+	nginx)
+		stop "$NGINX_PID" nginx
+		launch_nginx
+		;;
+	esac
 }
 
 start_edgecert() {
@@ -583,7 +608,6 @@ conn_test() {
 	printf 'conn\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$server" "$IDLE_CONNS" "$before" "$after" >>"$SAMPLES"
 	log "$(printf '  round %s/%s  %-8s %s idle %s connections: RSS %s -> %s KiB (%s KiB each)' "$3" "$ROUNDS" "$server" \
 		"$IDLE_CONNS" "$kind" "$before" "$after" "$(awk -v b="$before" -v a="$after" -v n="$IDLE_CONNS" 'BEGIN { printf "%.1f", (a - b) / n }')")"
-	sleep 2 # the server closes them
 }
 
 has edgecert && rss_test
@@ -636,11 +660,14 @@ for round in $(seq "$ROUNDS"); do
 done
 
 log "step 4d: RSS per idle connection: $IDLE_CONNS TLS keep-alive connections after one /bench each" \
-	"(every server), $IDLE_CONNS websockets after one /echo message each (edgecert), 3 rounds"
+	"(every server), $IDLE_CONNS websockets after one /echo message each (edgecert), 3 rounds," \
+	"each on a freshly started server"
 for round in 1 2 3; do
 	for server in $SERVERS; do
+		restart "$server"
 		conn_test tls "$server" "$round"
 	done
+	restart edgecert
 	conn_test ws edgecert "$round"
 done
 
