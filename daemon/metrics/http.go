@@ -79,7 +79,7 @@ func classIndex(code int) int {
 // Handler wraps h so every request is counted by route and status class
 // when h returns (a hijacked connection, /echo's websocket, counts as
 // 1xx). The response writer keeps http.Flusher, http.Hijacker,
-// io.ReaderFrom and Unwrap (for http.ResponseController). On a nil
+// io.ReaderFrom, io.StringWriter and Unwrap (for http.ResponseController). On a nil
 // Recorder it returns h.
 func (r *Recorder) Handler(h http.Handler) http.Handler {
 	if r == nil {
@@ -135,6 +135,15 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.code = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// WriteString keeps io.WriteString allocation-free (net/http's writer
+// has it; without it the string would be copied to a []byte).
+func (w *statusWriter) WriteString(s string) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return io.WriteString(w.ResponseWriter, s)
 }
 
 func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
