@@ -36,12 +36,20 @@ const rigZoneID = "Z0TESTZONE"
 
 func newRig(t testing.TB, opts pebblerig.Options) *rig {
 	t.Helper()
+	return newRigWith(t, opts, fakeroute53.Options{InsyncAfter: 50 * time.Millisecond})
+}
+
+// newRigWith is newRig with the Route 53 fake's options (its DNS is set
+// here), e.g. Route 53's rate limit.
+func newRigWith(t testing.TB, opts pebblerig.Options, r53opts fakeroute53.Options) *rig {
+	t.Helper()
 	dns, err := authdns.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dns.Close() })
-	r53 := fakeroute53.New(fakeroute53.Options{DNS: dns, InsyncAfter: 50 * time.Millisecond})
+	r53opts.DNS = dns
+	r53 := fakeroute53.New(r53opts)
 	r53.AddZone(fakeroute53.Zone{ID: rigZoneID, Name: "example.test", NameServers: []string{"ns1.example.invalid"}})
 	srv := httptest.NewServer(r53)
 	t.Cleanup(srv.Close)
@@ -75,15 +83,25 @@ func newRig(t testing.TB, opts pebblerig.Options) *rig {
 // ports with state in dir.
 func (r *rig) config(t testing.TB, dir string, extra ...string) *Config {
 	t.Helper()
-	args := append([]string{
+	return r.parse(t, r.args(dir, append([]string{"-domains", "example.test,*.example.test"}, extra...)...))
+}
+
+// args are the flags of a daemon on the rig with state in dir, followed by
+// extra; they name no certificate.
+func (r *rig) args(dir string, extra ...string) []string {
+	return append([]string{
 		"-https-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0",
 		"-state-dir", dir,
-		"-domains", "example.test,*.example.test",
 		"-acme-directory", r.ca.DirectoryURL(), "-acme-ca-roots", r.caFile,
 		"-accept-tos", "-email", "ops@example.test",
 		"-dns01-nameservers", r.dns.Addr(), "-dns01-timeout", "20s",
 		"-obtain-timeout", "60s", "-shutdown-timeout", "5s",
 	}, extra...)
+}
+
+// parse parses daemon flags without the environment.
+func (r *rig) parse(t testing.TB, args []string) *Config {
+	t.Helper()
 	cfg, err := parseConfig(args, func(string) (string, bool) { return "", false }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
