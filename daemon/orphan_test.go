@@ -17,7 +17,7 @@ import (
 
 // journalValues returns the values recorded in a state dir's challenge
 // journal.
-func journalValues(t *testing.T, dir string) []string {
+func journalValues(t testing.TB, dir string) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, route53Journal))
 	if os.IsNotExist(err) {
