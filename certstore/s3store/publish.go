@@ -93,14 +93,14 @@ func (s *Store) install(ctx context.Context, name string, p *pointer) bool {
 		s.storeError("sync", name, fmt.Errorf("bundle %s is not a version of %s: %v", p.Bundle, name, err))
 		return false
 	}
+	if pair, err := tls.X509KeyPair([]byte(b.Chain), []byte(b.Key)); err != nil || pair.Leaf.SerialNumber.Text(16) != p.Serial {
+		s.storeError("sync", name, fmt.Errorf("bundle %s does not hold the pointer's serial %s (%v)", p.Bundle, p.Serial, err))
+		return false
+	}
 	b.Meta.Generation = p.Generation
 	e, err := s.local.PutCert(ctx, name, []byte(b.Chain), []byte(b.Key), b.Meta)
 	if err != nil {
 		s.storeError("sync", name, err)
-		return false
-	}
-	if e.Serial() != p.Serial {
-		s.storeError("sync", name, fmt.Errorf("bundle %s holds serial %s, the pointer says %s", p.Bundle, e.Serial(), p.Serial))
 		return false
 	}
 	s.event(name, "installed")

@@ -2,6 +2,7 @@ package s3store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -271,5 +272,35 @@ func TestWaiterInstallsWithoutTakingLease(t *testing.T) {
 	}
 	if n := f.Requests("PUT", b.leaseKey(testName)); n != 1 {
 		t.Errorf("%d lease PUTs, want 1 (host-a's only)", n)
+	}
+}
+
+// TestSyncRefusesForeignBundle: a pointer whose version holds another
+// certificate than it names is refused; nothing is installed.
+func TestSyncRefusesForeignBundle(t *testing.T) {
+	f := s3test.New(t)
+	ca := certstoretest.NewCA(t)
+	a := newHost(t, f, "host-a", nil)
+	l := mustLock(t, a)
+	chain, key := ca.Valid(t, testNames...)
+	if _, err := publish(t, a, l, chain, key); err != nil {
+		t.Fatal(err)
+	}
+	p, etag, err := a.readPointer(testCtx(t), testName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Serial = "1234"
+	body, _ := json.Marshal(p)
+	if _, err := a.put(testCtx(t), a.pointerKey(testName), body, false, etag); err != nil {
+		t.Fatal(err)
+	}
+	b := newHost(t, f, "host-b", nil)
+	b.Sync(testCtx(t))
+	if e, ok := b.local.Current(testName); ok {
+		t.Errorf("installed %v from a pointer naming another serial", e)
+	}
+	if b.Stats().StoreErrors["sync"] == 0 {
+		t.Error("the refusal was not counted")
 	}
 }
