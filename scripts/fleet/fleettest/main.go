@@ -71,7 +71,11 @@ func run() error {
 		return errors.New("-work, -edgecert and -devrig are required")
 	}
 	// The whole run is bounded; a signal stops it (and the daemons) early.
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	limit := 8 * time.Minute
+	if *bench {
+		limit = 25 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
