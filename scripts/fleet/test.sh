@@ -58,6 +58,11 @@ remove_net() {
 	done
 }
 
+if ! command -v ip >/dev/null; then
+	say "installing iproute2"
+	apt-get -o DPkg::Lock::Timeout=300 install -y iproute2 >/dev/null
+fi
+
 step "build edgecert, devrig and the fleet driver"
 if [ -n "${EDGECERT_FLEET_BIN:-}" ]; then
 	install -m 0755 "$EDGECERT_FLEET_BIN" "$WORK/edgecert"

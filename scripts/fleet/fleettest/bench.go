@@ -27,6 +27,9 @@ func (e *env) bench(ctx context.Context, n int, quiet time.Duration) error {
 		return err
 	}
 	step("bench: quiet fleet, S3 requests per host over %v", quiet)
+	if err := e.settle(ctx, three); err != nil {
+		return err
+	}
 	before, err := e.rig.snapshot(ctx)
 	if err != nil {
 		return err

@@ -86,6 +86,9 @@ func (e *env) scenarios(ctx context.Context) error {
 	if e.want("quiet") {
 		window := 3 * e.fc.syncInterval
 		step("quiet: %d hosts idle for %v -> no S3 listing, at most 2 requests per host per interval", len(running), window)
+		if err := e.settle(ctx, running); err != nil {
+			return err
+		}
 		if err := e.quietFleet(ctx, running, window, true); err != nil {
 			return err
 		}
@@ -419,6 +422,29 @@ func (e *env) quietFleet(ctx context.Context, hs []*host, window time.Duration, 
 		e.check(after.orders() == before.orders(), "quiet: %d ACME orders in a quiet fleet", after.orders()-before.orders())
 	}
 	return nil
+}
+
+// settle waits until every host of hs is ready and none has logged a lease
+// event for one sync interval: a host that serves a peer's certificate may
+// still be finishing its own lease round, which is not a quiet fleet.
+func (e *env) settle(ctx context.Context, hs []*host) error {
+	t0 := time.Now()
+	err := waitFor(ctx, time.Minute, "the fleet to settle (ready, no lease event for one sync interval)", func() (bool, error) {
+		for _, h := range hs {
+			if len(h.events("daemon.ready")) == 0 {
+				return false, nil
+			}
+			evs := h.events("fleet.lease_acquired", "fleet.lease_waiting", "fleet.lease_released", "fleet.lease_lost")
+			if len(evs) > 0 && time.Since(evs[len(evs)-1].Time) < e.fc.syncInterval {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err == nil {
+		logf("settled after %v", time.Since(t0).Round(time.Millisecond))
+	}
+	return err
 }
 
 func (e *env) runningOf(hs []*host) []*host {
