@@ -28,7 +28,7 @@ import (
 // elsewhere, AWS_ENDPOINT_URL_ROUTE_53 for another endpoint. Credentials never
 // come from flags. Route 53 is a global service homed in us-east-1, which is
 // used when no region is configured.
-func newRoute53(ctx context.Context, optFns ...func(*route53.Options)) (*route53.Client, error) {
+func newRoute53(ctx context.Context) (*route53.Client, error) {
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: aws config: %w", err)
@@ -36,7 +36,7 @@ func newRoute53(ctx context.Context, optFns ...func(*route53.Options)) (*route53
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
-	return route53.NewFromConfig(awsCfg, optFns...), nil
+	return route53.NewFromConfig(awsCfg), nil
 }
 
 // route53Journal is the file in the state directory recording every
@@ -48,7 +48,7 @@ const route53Journal = "route53-journal.json"
 // time.Now (tests shift it). rec counts ACME and Route 53 requests and
 // order results (nil: nothing is counted).
 func newIssuer(ctx context.Context, cfg *Config, store issuer.Store, log *slog.Logger, now func() time.Time, rec *metrics.Recorder) (*issuer.Manager, error) {
-	r53, err := newRoute53(ctx, func(o *route53.Options) { o.APIOptions = append(o.APIOptions, rec.Route53APIOption()) })
+	r53, err := newRoute53(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +61,7 @@ func newIssuer(ctx context.Context, cfg *Config, store issuer.Store, log *slog.L
 		MaxRPS:             cfg.Route53MaxRPS,
 		Journal:            filepath.Join(cfg.StateDir, route53Journal),
 		Observer: route53dns.Observer{
+			APICall:       rec.Route53Request,
 			Insync:        func(d time.Duration) { rec.Propagation(metrics.StageInsync, d) },
 			Authoritative: func(d time.Duration) { rec.Propagation(metrics.StageAuthoritative, d) },
 		},

@@ -15,7 +15,7 @@
 //	ACME HTTP request (Transport)         edgecert_acme_requests_total{action,status}
 //	                                      edgecert_acme_request_duration_seconds{action}
 //	order attempt ends (Order)            edgecert_acme_orders_total{result}
-//	Route 53 API attempt (Route53Request) edgecert_route53_requests_total{operation,outcome}
+//	Route 53 API request (Route53Request) edgecert_route53_requests_total{operation,outcome}
 //	change INSYNC / answered (Propagation) edgecert_route53_propagation_seconds{stage}
 //	store version loaded / rejected       edgecert_store_reloads_total{result}
 //	                                      edgecert_store_rejected_versions_total{reason}

@@ -22,7 +22,8 @@ const (
 	OrderDuplicateGuard  = "duplicate_guard"
 )
 
-// Route 53 outcomes (edgecert_route53_requests_total{outcome}).
+// Route 53 outcomes (edgecert_route53_requests_total{outcome}), as
+// daemon/route53dns classifies them (its Observer.APICall).
 const (
 	OutcomeOK           = "ok"
 	OutcomeThrottled    = "throttled"

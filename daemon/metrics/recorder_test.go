@@ -2,14 +2,12 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -36,9 +34,6 @@ func TestNilRecorder(t *testing.T) {
 	}
 	if got := r.Transport(http.DefaultTransport, "x"); got != http.DefaultTransport {
 		t.Errorf("Transport on a nil Recorder wraps: %T", got)
-	}
-	if err := r.Route53APIOption()(nil); err != nil {
-		t.Errorf("Route53APIOption on a nil Recorder: %v", err)
 	}
 }
 
@@ -158,27 +153,5 @@ edgecert_acme_requests_total{action="unnamed",status="200"} 1
 	}
 	if n, _ := testutil.GatherAndCount(reg, "edgecert_acme_request_duration_seconds"); n != 6 {
 		t.Errorf("duration series = %d, want one per action (6)", n)
-	}
-}
-
-func TestRoute53Outcome(t *testing.T) {
-	api := func(code string) error {
-		return &smithy.OperationError{ServiceID: "Route 53", OperationName: "X", Err: &smithy.GenericAPIError{Code: code}}
-	}
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{nil, OutcomeOK},
-		{api("Throttling"), OutcomeThrottled},
-		{api("PriorRequestNotComplete"), OutcomeThrottled},
-		{api("InvalidChangeBatch"), OutcomeConflict},
-		{api("AccessDenied"), OutcomeAccessDenied},
-		{api("NoSuchHostedZone"), OutcomeError},
-		{errors.New("dial tcp: connection refused"), OutcomeError},
-	} {
-		if got := Route53Outcome(tc.err); got != tc.want {
-			t.Errorf("Route53Outcome(%v) = %q, want %q", tc.err, got, tc.want)
-		}
 	}
 }
