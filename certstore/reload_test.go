@@ -2,6 +2,7 @@ package certstore
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -295,5 +296,56 @@ func TestClosedStoreRefusesWrites(t *testing.T) {
 	}
 	if got, _ := servedSerial(s, "example.com"); got != e.Serial() {
 		t.Errorf("after Close served %q; want %s (last index keeps serving)", got, e.Serial())
+	}
+}
+
+// TestWatchRecreatedDirectory: an operator pair's directory deleted and
+// recreated (as a configuration tool or a secret mount does) is watched
+// again, so the new pair is served at the next change instead of at the
+// minute rescan; so is a store name's directory.
+func TestWatchRecreatedDirectory(t *testing.T) {
+	ca := certstoretest.NewCA(t)
+	s, _, dir := openStore(t, Options{Debounce: 10 * time.Millisecond})
+	s.rescanEvery = time.Hour // only the watch can see the changes
+	op := filepath.Join(t.TempDir(), "tls")
+	must(t, os.Mkdir(op, 0o700))
+	certFile, keyFile := filepath.Join(op, "cert.pem"), filepath.Join(op, "key.pem")
+	writePair := func() string {
+		chain, key := ca.Valid(t, "op.example.com")
+		must(t, os.WriteFile(keyFile, key, 0o600))
+		must(t, os.WriteFile(certFile, chain, 0o600))
+		return certstoretest.Serial(t, chain)
+	}
+	writePair()
+	must(t, s.AddFilePair("operator", certFile, keyFile))
+	chain, key := ca.Valid(t, "new.example.com")
+	writeExternal(t, dir, "new", chain, key, []byte("{}"))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.Watch(ctx); err != nil {
+			t.Errorf("Watch() = %v", err)
+		}
+	})
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	const timeout = 10 * time.Second // well below the rescan, far above the retry
+	serves := func(sni, serial string) func() bool {
+		return func() bool { got, _ := servedSerial(s, sni); return got == serial }
+	}
+	poll.Until(t, timeout, "the first load", serves("new.example.com", certstoretest.Serial(t, chain)))
+
+	for round := range 3 {
+		must(t, os.RemoveAll(op))
+		time.Sleep(50 * time.Millisecond) // let the watcher see the directory gone
+		must(t, os.Mkdir(op, 0o700))
+		serial := writePair()
+		poll.Until(t, timeout, fmt.Sprintf("round %d: the pair in the recreated directory", round), serves("op.example.com", serial))
+		// A later change in the recreated directory is seen as well.
+		serial = writePair()
+		poll.Until(t, timeout, fmt.Sprintf("round %d: a change in the recreated directory", round), serves("op.example.com", serial))
 	}
 }
