@@ -2,7 +2,6 @@ package routes
 
 import (
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 )
@@ -65,7 +64,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 		b = appendJSONField(b, "remoteAddr", r.RemoteAddr)
 	}
 	if env {
-		b = appendEnviron(b, os.Environ())
+		b = appendEnviron(b, printedEnviron())
 	}
 	if len(b) == 0 {
 		b = append(b, '{')

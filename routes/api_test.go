@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -109,7 +108,8 @@ type whoamiData struct {
 
 func whoamiEnviron() map[string]string {
 	m := map[string]string{}
-	for _, kv := range os.Environ() {
+	for _, kv := range printedEnviron() { // whoami prints them unredacted
+
 		k, v, _ := strings.Cut(kv, "=")
 		m[k] = v
 	}

@@ -41,7 +41,10 @@
 //     and panics in every GET after a code outside 100..999.
 //   - ?env=true on / and /api is ignored (output as with env=false) unless
 //     Options.AllowEnv is set: the environment of an EC2 host can hold
-//     credentials.
+//     credentials. Even then, the value of every variable whose name looks
+//     secret (KEY, SECRET, TOKEN, PASSWORD, SESSION, CREDENTIAL, AUTH, HMAC,
+//     … anywhere in the name) or that holds a URL with a password is
+//     printed as [redacted]; names stay visible.
 //   - /data returns exactly N bytes for every N >= 0, with attachment=true as
 //     well (whoami returns one byte less with attachment, and an empty body
 //     for size=1). A missing or empty size is an empty 200 (as in whoami).

@@ -37,6 +37,8 @@ type Options struct {
 	// AllowEnv honours ?env=true on / and /api. When false (the default) the
 	// parameter is ignored and the output is the same as with env=false, so
 	// the process environment (which may hold credentials) is never served.
+	// When true, secret-looking values are still redacted (see the package
+	// documentation).
 	AllowEnv bool
 
 	// HealthToken authorises POST /health from clients that are not on a

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"time"
 )
@@ -94,7 +93,7 @@ func (h *Handler) serveWhoami(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if env {
-		for _, kv := range os.Environ() {
+		for _, kv := range printedEnviron() {
 			_, _ = bw.WriteString(kv)
 			_ = bw.WriteByte('\n')
 		}
