@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -134,6 +135,13 @@ func (h *Handler) serveData(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd["Content-Type"] = hdrTextPlainUTF8
 	if attach {
+		if rg := r.Header.Get("Range"); rg != "" {
+			if err := checkRanges(rg); err != nil {
+				hd["Content-Range"] = []string{"bytes */" + strconv.FormatInt(size, 10)}
+				http.Error(w, err.Error(), http.StatusRequestedRangeNotSatisfiable)
+				return
+			}
+		}
 		hd["Content-Disposition"] = hdrAttachment
 		http.ServeContent(w, r, "data.txt", time.Now(), body)
 		return
@@ -212,3 +220,38 @@ func asciiEqualFold(s, lower string) bool {
 	}
 	return true
 }
+
+// maxRanges is the most byte ranges one /data request may ask for; more
+// would make the multipart answer many times the size of the request.
+const maxRanges = 16
+
+// checkRanges refuses what http.ServeContent gets wrong or amplifies: more
+// than maxRanges ranges (a 60 KB Range header got a 36x larger answer), and
+// a zero-length suffix "-0", which RFC 9110 §14.1.2 makes unsatisfiable
+// (ServeContent answered it 206 with an invalid Content-Range). Everything
+// else is left to ServeContent.
+func checkRanges(h string) error {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return nil // not a byte range: ServeContent ignores it
+	}
+	n := 0
+	for r := range strings.SplitSeq(spec, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if n++; n > maxRanges {
+			return errRangeCount
+		}
+		if suffix, ok := strings.CutPrefix(r, "-"); ok && strings.TrimLeft(suffix, "0") == "" && suffix != "" {
+			return errRangeEmptySuffix
+		}
+	}
+	return nil
+}
+
+var (
+	errRangeCount       = errors.New("data: at most " + strconv.Itoa(maxRanges) + " byte ranges per request")
+	errRangeEmptySuffix = errors.New("data: the suffix range -0 selects no bytes")
+)

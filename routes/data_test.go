@@ -110,18 +110,18 @@ func TestDataAttachment(t *testing.T) {
 		wantRange    string
 		wantLenBytes int // when wantBody is "", the body is the pattern of this length
 	}{
-		{"whole", "/data?size=10&attachment=true", "", 200, "|ABCDEFGH|", "", 10},
+		{"whole", "/data?size=100&attachment=true", "", 200, "|ABCDEFGH|", "", 10},
 		{"ParseBool 1", "/data?size=10&attachment=1", "", 200, "|ABCDEFGH|", "", 10},
 		{"one byte", "/data?size=1&attachment=true", "", 200, "|", "", 1},
 		{"empty", "/data?size=0&attachment=true", "", 200, "", "", 0},
 		{"missing size", "/data?attachment=true", "", 200, "", "", 0},
 		{"1 kb", "/data?size=1&unit=kb&attachment=true", "", 200, "", "", 1024},
-		{"first bytes", "/data?size=10&attachment=true", "bytes=0-4", 206, "|ABCD", "bytes 0-4/10", 0},
-		{"open end", "/data?size=10&attachment=true", "bytes=5-", 206, "EFGH|", "bytes 5-9/10", 0},
-		{"suffix", "/data?size=10&attachment=true", "bytes=-3", 206, "GH|", "bytes 7-9/10", 0},
+		{"first bytes", "/data?size=100&attachment=true", "bytes=0-4", 206, "|ABCD", "bytes 0-4/10", 0},
+		{"open end", "/data?size=100&attachment=true", "bytes=5-", 206, "EFGH|", "bytes 5-9/10", 0},
+		{"suffix", "/data?size=100&attachment=true", "bytes=-3", 206, "GH|", "bytes 7-9/10", 0},
 		{"middle of 1 kb", "/data?size=1&unit=kb&attachment=true", "bytes=26-29", 206, "Z-AB", "bytes 26-29/1024", 0},
 		{"end of 1 kb", "/data?size=1&unit=kb&attachment=true", "bytes=1020-1023", 206, "UVW|", "bytes 1020-1023/1024", 0},
-		{"unsatisfiable", "/data?size=10&attachment=true", "bytes=100-200", 416, "", "bytes */10", -1},
+		{"unsatisfiable", "/data?size=100&attachment=true", "bytes=100-200", 416, "", "bytes */100", -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,7 +167,7 @@ func TestDataAttachment(t *testing.T) {
 	}
 
 	t.Run("multiple ranges", func(t *testing.T) {
-		r := httptest.NewRequest(http.MethodGet, "/data?size=10&attachment=true", nil)
+		r := httptest.NewRequest(http.MethodGet, "/data?size=100&attachment=true", nil)
 		r.Header.Set("Range", "bytes=0-0,8-9")
 		rec := serve(h, r)
 		ct := rec.Header().Get("Content-Type")
@@ -395,4 +395,39 @@ func FuzzData(f *testing.F) {
 			t.Fatalf("size=%q unit=%q attachment=%q: status %d", size, unit, attachment, rec.Code)
 		}
 	})
+}
+
+// TestDataRangeDecisions: a zero-length suffix range and an amplifying
+// multi-range request get 416 with a reason and a valid Content-Range;
+// ordinary ranges still work.
+func TestDataRangeDecisions(t *testing.T) {
+	h := newTestHandler(t, Options{})
+	many := "bytes=" + strings.Repeat("0-0,", maxRanges) + "1-1"
+	for _, tt := range []struct {
+		rng  string
+		code int
+	}{
+		{"bytes=-0", http.StatusRequestedRangeNotSatisfiable},
+		{"bytes=0-1, -00", http.StatusRequestedRangeNotSatisfiable},
+		{many, http.StatusRequestedRangeNotSatisfiable},
+		{"bytes=-1", http.StatusPartialContent},
+		{"bytes=0-1,4-5", http.StatusPartialContent},
+		{"bytes=" + strings.Repeat("0-0,", maxRanges-1) + "1-1", http.StatusPartialContent},
+	} {
+		req := httptest.NewRequest("GET", "/data?size=100&attachment=true", nil)
+		req.Header.Set("Range", tt.rng)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.code {
+			t.Errorf("Range %.40q: %d; want %d", tt.rng, rec.Code, tt.code)
+		}
+		if tt.code == http.StatusRequestedRangeNotSatisfiable {
+			if got := rec.Header().Get("Content-Range"); got != "bytes */100" {
+				t.Errorf("Range %.40q: Content-Range %q; want bytes */100", tt.rng, got)
+			}
+			if strings.Count(strings.TrimSpace(rec.Body.String()), "\n") != 0 || !strings.HasPrefix(rec.Body.String(), "data: ") {
+				t.Errorf("Range %.40q: body %q; want a one-line reason", tt.rng, rec.Body.String())
+			}
+		}
+	}
 }
