@@ -120,6 +120,9 @@ func (s *Store) loadPair(p filePair, prev, hint *Entry, rj *rejects) *Entry {
 		return e
 	}
 	reason := err.Error()
+	if s.pairReasons != nil {
+		s.pairReasons[p.name] = reason
+	}
 	rj.add("\x00file/"+p.name, contentSum(chain, key, []byte(reason)),
 		slog.String("name", p.name), slog.String("source", SourceFile),
 		slog.String("cert_file", p.certFile), slog.String("key_file", p.keyFile),

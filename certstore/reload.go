@@ -38,6 +38,7 @@ func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error
 	}
 	old := s.idx.Load()
 	var names []string
+	s.pairReasons = make(map[string]string)
 	for _, de := range des {
 		name := de.Name()
 		if !de.IsDir() || checkName("certificate name", name) != nil {
@@ -66,6 +67,9 @@ func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error
 	}
 	s.rejectAllLocked(&rj)
 	s.intern.retain(entries)
+	reasons := s.pairReasons // published read-only; the next reload makes a new one
+	s.pairReasons = nil
+	s.pairRejected.Store(&reasons)
 
 	if sameEntries(old, entries) && old.def == entries[s.def] {
 		return nil

@@ -98,6 +98,10 @@ type Store struct {
 	// sum last logged as cert.rejected, so a bad version is logged once,
 	// not on every rescan; guarded by opMu.
 	rejected map[string][32]byte
+	// pairReasons collects, during one reload (guarded by opMu), why each
+	// operator file pair is rejected; pairRejected publishes it (Rejected).
+	pairReasons  map[string]string
+	pairRejected atomic.Pointer[map[string]string]
 
 	leases localLeases // in-process leases (Lock)
 	intern *derIntern  // intermediates shared between entries (own lock)

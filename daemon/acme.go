@@ -138,6 +138,14 @@ func certViews(store *certstore.Store, mgr *issuer.Manager) []certView {
 		}
 		byName[e.Name] = v
 	}
+	for name, reason := range store.Rejected() {
+		v := byName[name]
+		if v == nil {
+			v = &certView{Name: name, Source: certstore.SourceFile}
+			byName[name] = v
+		}
+		v.Rejected = reason
+	}
 	if mgr != nil {
 		for _, s := range mgr.Status() {
 			v := byName[s.Name]

@@ -25,16 +25,19 @@ type certView struct {
 	NextRenewal time.Time `json:"next_renewal,omitzero"`
 	// PlannedRenewal is the chosen renewal time; NextRenewal is the next
 	// attempt (later than planned while failures back off).
-	PlannedRenewal time.Time  `json:"planned_renewal,omitzero"`
-	Reason         string     `json:"reason,omitempty"`
-	ARIStart       time.Time  `json:"ari_window_start,omitzero"`
-	ARIEnd         time.Time  `json:"ari_window_end,omitzero"`
-	LastSuccess    time.Time  `json:"last_success,omitzero"`
-	LastFailure    time.Time  `json:"last_failure,omitzero"`
-	LastError      string     `json:"last_error,omitempty"`
-	Failures       int        `json:"consecutive_failures"`
-	Managed        bool       `json:"managed"`         // renewed by the issuer (not an operator file pair)
-	Fleet          *fleetView `json:"fleet,omitempty"` // fleet mode only
+	PlannedRenewal time.Time `json:"planned_renewal,omitzero"`
+	Reason         string    `json:"reason,omitempty"`
+	ARIStart       time.Time `json:"ari_window_start,omitzero"`
+	ARIEnd         time.Time `json:"ari_window_end,omitzero"`
+	LastSuccess    time.Time `json:"last_success,omitzero"`
+	LastFailure    time.Time `json:"last_failure,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
+	Failures       int       `json:"consecutive_failures"`
+	Managed        bool      `json:"managed"` // renewed by the issuer (not an operator file pair)
+	// Rejected is why the operator files on disk were refused (the last
+	// good pair, if any, keeps serving); empty when they are in use.
+	Rejected string     `json:"rejected,omitempty"`
+	Fleet    *fleetView `json:"fleet,omitempty"` // fleet mode only
 }
 
 // adminHandler serves /livez (the process answers), /readyz (at least one

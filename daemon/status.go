@@ -69,13 +69,19 @@ func writeStatus(w io.Writer, version string, views []certView, now time.Time) b
 		if v.Failures > 0 {
 			state, attention = "RENEWAL FAILING: "+v.LastError, true
 		}
+		if v.Rejected != "" {
+			state, attention = "FILES REJECTED: "+v.Rejected, true
+			if !v.NotAfter.IsZero() {
+				state += " (serving the previous pair)"
+			}
+		}
 		next := "-"
 		if !v.NextRenewal.IsZero() {
-			next = fmt.Sprintf("in %s (%s)", v.NextRenewal.Sub(now).Round(time.Second), v.Reason)
+			next = fmt.Sprintf("%s (%s)", relTime(v.NextRenewal.Sub(now)), v.Reason)
 		}
 		expires := "-"
 		if !v.NotAfter.IsZero() {
-			expires = fmt.Sprintf("%s (in %s)", v.NotAfter.UTC().Format(time.RFC3339), v.NotAfter.Sub(now).Round(time.Second))
+			expires = fmt.Sprintf("%s (%s)", v.NotAfter.UTC().Format(time.RFC3339), relTime(v.NotAfter.Sub(now)))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Name, orDash(v.Serial), expires, next, v.Failures, state)
 	}
@@ -89,4 +95,30 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// relTime renders d from now as "in 59d 23h", "in 5h 3m", "in 4m 10s",
+// "in 12s", or "3d 2h ago" when d is negative.
+func relTime(d time.Duration) string {
+	if d < 0 {
+		return humanDuration(-d) + " ago"
+	}
+	return "in " + humanDuration(d)
+}
+
+// humanDuration renders d in its two largest units (days, hours, minutes,
+// seconds), rounded down: 1439h59m43s is "59d 23h".
+func humanDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	units := []struct {
+		size time.Duration
+		name string
+	}{{day, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}}
+	for i, u := range units[:len(units)-1] {
+		if d >= u.size {
+			next := units[i+1]
+			return fmt.Sprintf("%d%s %d%s", d/u.size, u.name, (d%u.size)/next.size, next.name)
+		}
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
 }

@@ -106,3 +106,36 @@ func checkPolicy(t *testing.T, policy, zoneARN string, records ...string) {
 		t.Errorf("policy lacks actions:\n%s", policy)
 	}
 }
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		1439*time.Hour + 59*time.Minute + 43*time.Second: "59d 23h",
+		5*time.Hour + 3*time.Minute + 59*time.Second:     "5h 3m",
+		4*time.Minute + 10*time.Second:                   "4m 10s",
+		12*time.Second + 900*time.Millisecond:            "12s",
+		24 * time.Hour:                                   "1d 0h",
+	} {
+		if got := humanDuration(d); got != want {
+			t.Errorf("humanDuration(%v) = %q; want %q", d, got, want)
+		}
+	}
+	if got := relTime(-(50 * time.Hour)); got != "2d 2h ago" {
+		t.Errorf("relTime(-50h) = %q; want 2d 2h ago", got)
+	}
+}
+
+// TestWriteStatusShowsRejectedPair: operator files that failed validation
+// are shown with the reason, and need attention, also while the previous
+// pair keeps serving.
+func TestWriteStatusShowsRejectedPair(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	v := certView{Name: "operator", Source: "file", Serial: "ab", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(1439*time.Hour + 59*time.Minute), Rejected: "key does not match the certificate"}
+	var b strings.Builder
+	if !writeStatus(&b, "v1", []certView{v}, now) {
+		t.Error("a rejected pair does not need attention; want it to")
+	}
+	out := b.String()
+	if !strings.Contains(out, "FILES REJECTED: key does not match the certificate (serving the previous pair)") || !strings.Contains(out, "(in 59d 23h)") {
+		t.Errorf("status:\n%s\nwant the rejection and the expiry in days and hours", out)
+	}
+}

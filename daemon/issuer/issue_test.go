@@ -70,8 +70,11 @@ func TestIssueApexAndWildcard(t *testing.T) {
 	}{
 		{"acme.account", map[string]string{"status": "registered"}, 1},
 		{"cert.order_started", map[string]string{"name": "example.test", "reason": "missing"}, 1},
-		{"dns.challenge_present", map[string]string{"domain": "example.test"}, 2},
-		{"acme.challenge_validated", map[string]string{"domain": "example.test"}, 2},
+		{"dns.challenge_present", map[string]string{"domain": "example.test"}, 1},
+		{"dns.challenge_present", map[string]string{"domain": "*.example.test"}, 1},
+		{"acme.challenge_validated", map[string]string{"domain": "example.test"}, 1},
+		{"acme.challenge_validated", map[string]string{"domain": "*.example.test"}, 1},
+		{"cert.renewed", map[string]string{"name": "example.test", "serial": c.Serial(), "reason": "missing"}, 1},
 		{"cert.issued", map[string]string{"serial": c.Serial(), "profile": "short"}, 1},
 		{"cert.stored", map[string]string{"serial": c.Serial(), "version": c.Version}, 1},
 		{"cert.renewal_scheduled", map[string]string{"serial": c.Serial(), "reason": ReasonLifetime}, 1},

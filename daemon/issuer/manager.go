@@ -348,11 +348,24 @@ func (m *Manager) plan(ctx context.Context, cs *certState, cur *certstore.Entry,
 		return at, why
 	}
 	at, why := RenewalTime(leaf.NotBefore, leaf.NotAfter, win, now, m.rnd)
+	// A new plan for the same certificate (its ARI window arrived or moved)
+	// revises the previous decision: the line says which time it replaces.
+	var revises time.Time
+	if strings.HasPrefix(cs.planKey, serial) {
+		revises = maxTime(cs.planAt, cs.nextTry)
+	}
 	cs.planKey, cs.planAt, cs.planWhy = key, at, why
+	runs := maxTime(at, cs.nextTry) // when the loop will really attempt it
 	m.mu.Unlock()
 
 	attrs := []any{"name", cs.spec.Name, "serial", serial,
-		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "at", at.UTC().Format(time.RFC3339), "reason", why}
+		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "at", runs.UTC().Format(time.RFC3339), "reason", why}
+	if !revises.IsZero() {
+		attrs = append(attrs, "revises", revises.UTC().Format(time.RFC3339))
+	}
+	if runs.After(at) { // held back by minReissue after an issuance: say so
+		attrs = append(attrs, "planned", at.UTC().Format(time.RFC3339), "held_by", "min_reissue", "min_reissue", minReissue)
+	}
 	if win != nil {
 		attrs = append(attrs, "ari_start", win.Start.UTC().Format(time.RFC3339), "ari_end", win.End.UTC().Format(time.RFC3339))
 	}
@@ -455,6 +468,7 @@ func (m *Manager) attempt(ctx context.Context, cs *certState, reason string, cur
 		}
 	}
 
+	started := time.Now()
 	e, err := m.fenced(ctx, cs, reason, cur)
 	now := m.now()
 	m.mu.Lock()
@@ -466,7 +480,14 @@ func (m *Manager) attempt(ctx context.Context, cs *certState, reason string, cur
 		cs.ari = nil // the window was for the previous certificate
 		m.mu.Unlock()
 		m.cfg.Metrics.Order(orderResult(nil))
-		m.plan(ctx, cs, e, now)
+		at, _ := m.plan(ctx, cs, e, now)
+		m.mu.Lock()
+		next := maxTime(at, cs.nextTry)
+		m.mu.Unlock()
+		// The line to grep for: one per completed rotation.
+		m.log.Info("cert.renewed", "name", cs.spec.Name, "serial", e.Serial(),
+			"not_after", e.NotAfter().UTC().Format(time.RFC3339), "next_renewal", next.UTC().Format(time.RFC3339),
+			"took", time.Since(started), "reason", reason)
 		return nil
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {

@@ -171,7 +171,8 @@ func (m *Manager) createOrder(ctx context.Context, s *session, cs *certState, f 
 type challenge struct {
 	authzURL string
 	chal     *acme.Challenge
-	domain   string // without "*."
+	domain   string // without "*.": the name the TXT record is under
+	ident    string // the identifier as ordered, "*.example.com" for a wildcard (logged)
 	value    string
 }
 
@@ -208,7 +209,7 @@ func (m *Manager) authorize(ctx context.Context, s *session, name string, order 
 		if err != nil {
 			return fmt.Errorf("issuer: dns-01 record: %w", err)
 		}
-		todo = append(todo, challenge{authzURL: u, chal: ch, domain: strings.TrimPrefix(z.Identifier.Value, "*."), value: v})
+		todo = append(todo, challenge{authzURL: u, chal: ch, domain: strings.TrimPrefix(z.Identifier.Value, "*."), ident: authzIdent(z), value: v})
 	}
 	if len(todo) == 0 {
 		return nil
@@ -223,7 +224,7 @@ func (m *Manager) authorize(ctx context.Context, s *session, name string, order 
 		defer cancel()
 		_ = forAll(todo, func(c challenge) error {
 			if cerr := m.cfg.Solver.CleanUp(cctx, c.domain, c.value); cerr != nil {
-				m.log.Warn("dns.cleanup_failed", "name", name, "domain", c.domain, "error", cerr)
+				m.log.Warn("dns.cleanup_failed", "name", name, "domain", c.ident, "error", cerr)
 			}
 			return nil
 		})
@@ -232,7 +233,7 @@ func (m *Manager) authorize(ctx context.Context, s *session, name string, order 
 		if err := m.cfg.Solver.Present(ctx, c.domain, c.value); err != nil {
 			return fmt.Errorf("issuer: dns-01 present %s: %w", c.domain, err)
 		}
-		m.log.Info("dns.challenge_present", "name", name, "domain", c.domain)
+		m.log.Info("dns.challenge_present", "name", name, "domain", c.ident)
 		return nil
 	}); err != nil {
 		return err
@@ -254,7 +255,7 @@ func (m *Manager) authorize(ctx context.Context, s *session, name string, order 
 		if err := waitAuthorization(ctx, s.client, c.authzURL); err != nil {
 			return fmt.Errorf("issuer: validation of %s: %w", c.domain, err)
 		}
-		m.log.Info("acme.challenge_validated", "name", name, "domain", c.domain)
+		m.log.Info("acme.challenge_validated", "name", name, "domain", c.ident)
 		return nil
 	})
 }
@@ -365,4 +366,13 @@ func waitAuthorization(ctx context.Context, c *acme.Client, url string) error {
 		}
 		d = min(2*d, authzPollMax)
 	}
+}
+
+// authzIdent is the identifier an authorization is for as it was ordered:
+// RFC 8555 reports a wildcard's as the base name with "wildcard": true.
+func authzIdent(z *acme.Authorization) string {
+	if z.Wildcard && !strings.HasPrefix(z.Identifier.Value, "*.") {
+		return "*." + z.Identifier.Value
+	}
+	return z.Identifier.Value
 }
