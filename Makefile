@@ -37,9 +37,9 @@ tidy-check: ## go.mod and go.sum are tidy
 bench: build ## edgecert vs nginx on loopback (installs nginx and wrk), plus Go benchmarks; see BENCHMARKS.md
 	scripts/bench/run.sh
 
-demo: build ## the whole flow locally, no AWS: local CA, Route 53 API, DNS, daemon on https://localhost:8443
+demo: build ## the whole flow locally, no AWS: local CA, Route 53 API, DNS, daemon on https://demo.test:8443 (127.0.0.1); root in bin/demo-root.pem
 	go build -o $(BIN)/devrig ./internal/devrig/cmd/devrig
-	$(BIN)/devrig -demo -- $(BIN)/edgecert run
+	$(BIN)/devrig -demo -root-file $(BIN)/demo-root.pem -- $(BIN)/edgecert run
 
 appliance-test: ## boots the AMI's provisioning in systemd-nspawn and checks the service (root)
 	scripts/appliance/test.sh

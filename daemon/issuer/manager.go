@@ -441,7 +441,7 @@ func (m *Manager) pollARI(ctx context.Context, cs *certState, cur *certstore.Ent
 	m.mu.Unlock()
 	m.log.Info("ari.checked", "name", name, "serial", st.Serial,
 		"ari_start", win.Start.UTC().Format(time.RFC3339), "ari_end", win.End.UTC().Format(time.RFC3339),
-		"retry_after", every.String(), "next_poll", st.NextPoll.UTC().Format(time.RFC3339))
+		"retry_after", every, "next_poll", st.NextPoll.UTC().Format(time.RFC3339))
 	m.saveARI(ctx, name, st)
 }
 

@@ -83,7 +83,7 @@ func run() error {
 	flag.StringVar(&o.s3Bucket, "s3-bucket", "edgecert-fleet", "bucket the S3 server holds (with -serve s3)")
 	flag.IntVar(&o.adminPort, "admin-port", 0, "port of the rig's admin API (GET /counters); 0 disables it")
 	flag.DurationVar(&o.ariRetryAfter, "ari-retry-after", 0, "Retry-After the CA sends with ARI answers (default: Pebble's 6h)")
-	flag.StringVar(&o.dir, "dir", "", "directory for the files below (default: a new temporary directory)")
+	flag.StringVar(&o.dir, "dir", "", "directory for the files below (default: a new temporary directory, removed on exit)")
 	flag.StringVar(&o.envFile, "env-file", "", "write the daemon's environment here (default DIR/rig.env)")
 	flag.StringVar(&o.caFile, "ca-file", "", "write the PEM trusted for the CA's HTTPS endpoint here (default DIR/acme-ca.pem)")
 	flag.StringVar(&o.rootFile, "root-file", "", "write the CA's issuing root here (default DIR/root.pem)")
@@ -108,6 +108,10 @@ func run() error {
 			return err
 		}
 		o.dir = d
+		// The directory holds private keys (the daemon's state in -demo):
+		// it goes when the rig does, also after Ctrl-C (run returns through
+		// the signal context, so this runs). Files given by flag stay.
+		defer os.RemoveAll(d)
 	}
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return err
@@ -306,13 +310,14 @@ func writeFiles(o options, env map[string]string, ca *pebblerig.CA) error {
 func printDemoHelp(o options) {
 	fmt.Fprintf(os.Stderr, `
 edgecert demo: the daemon orders %s from the local CA, answering DNS-01 in the local Route 53 API.
+  The certificate names %s (not localhost): curl's --resolve sends that name to 127.0.0.1.
   Trust the local CA's root:  %s
   Try it:   curl --cacert %s --resolve %s:8443:127.0.0.1 https://%s:8443/
             curl --cacert %s --resolve www.%s:8443:127.0.0.1 https://www.%s:8443/api
   Status:   curl -s http://127.0.0.1:9180/status
   Certificates live %s and renew every few minutes; watch the rotation lines below. Ctrl-C stops everything.
 
-`, o.domains, o.rootFile, o.rootFile, o.zone, o.zone, o.rootFile, o.zone, o.zone, o.validity)
+`, o.domains, o.zone, o.rootFile, o.rootFile, o.zone, o.zone, o.rootFile, o.zone, o.zone, o.validity)
 }
 
 // runChild runs args with env added, forwards SIGINT/SIGTERM, and returns
