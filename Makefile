@@ -26,6 +26,9 @@ stress: ## the -short suite 20 times in a row under stress-ng CPU load (RUNS=20)
 promtool: ## promtool for the alert rule tests in monitoring/ (installs Debian's prometheus package when missing; root)
 	@command -v promtool >/dev/null 2>&1 || scripts/install-deps.sh monitoring
 
+attack: ## the attack suite in its long form: every row of issue 8 at full scale, default limits (several minutes)
+	go test -count=1 -timeout 30m -run 'TestAttack$$' -v ./daemon -attack.long
+
 lint: ## go vet, staticcheck, gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
