@@ -37,7 +37,7 @@ lint: ## go vet, staticcheck, gofmt
 tidy-check: ## go.mod and go.sum are tidy
 	go mod tidy && git diff --exit-code go.mod go.sum
 
-bench: build ## edgecert vs nginx on loopback (installs nginx and wrk), plus Go benchmarks; see BENCHMARKS.md
+bench: build ## edgecert vs a bare net/http server and nginx on loopback (installs nginx and wrk), plus Go benchmarks; see BENCHMARKS.md
 	scripts/bench/run.sh
 
 demo: build ## the whole flow locally, no AWS: local CA, Route 53 API, DNS, daemon on https://demo.test:8443 (127.0.0.1); root in bin/demo-root.pem

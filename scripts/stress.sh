@@ -24,6 +24,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	-n) runs=$2; shift 2 ;;
 	-load) load=$2; shift 2 ;;
+	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	--) shift; break ;;
 	*) echo "stress: unknown argument $1 (see the comment at the top)" >&2; exit 2 ;;
 	esac
