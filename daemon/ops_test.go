@@ -341,3 +341,29 @@ func TestAdminGuard(t *testing.T) {
 		t.Errorf("GET /renew = %d; want 405", w.Code)
 	}
 }
+
+// TestOpsCommandUsage: the commands refuse bad usage before contacting
+// anything, and say so when the daemon cannot be reached.
+func TestOpsCommandUsage(t *testing.T) {
+	ln := httptest.NewServer(http.NotFoundHandler())
+	dead := strings.TrimPrefix(ln.URL, "http://")
+	ln.Close() // nothing listens there now
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"renew", "-h"}, exitOK, "Usage: edgecert renew"},
+		{[]string{"revoke", "-h"}, exitOK, "Usage: edgecert revoke"},
+		{[]string{"revoke", "a", "b", "-reason", "superseded"}, exitUsage, "exactly one certificate name"},
+		{[]string{"revoke", "a", "-reason", "because"}, exitUsage, "explicit reason: one of"},
+		{[]string{"revoke", "-admin-addr", dead, "a"}, exitUsage, "explicit reason"},
+		{[]string{"renew", "-admin-addr", dead, "a"}, exitUsage, "is the daemon running?"},
+		{[]string{"renew", "-nosuchflag"}, exitUsage, "flag provided but not defined"},
+	} {
+		code, out := cli(tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("edgecert %s = %d %q; want %d containing %q", strings.Join(tc.args, " "), code, out, tc.code, tc.want)
+		}
+	}
+}
