@@ -280,7 +280,7 @@ func (e *env) scenarioKilledHolder(ctx context.Context, three []*host) error {
 	e.check(conv2.serial == conv.serial, "s2: the restarted %s made the fleet serve %s, want %s", holder.name, conv2.serial, conv.serial)
 	for _, h := range rest {
 		if len(h.events("fleet.lease_acquired")) > 0 {
-			logf("%s took the lease over: %s", h.name, firstAttrs(h.events("fleet.lease_acquired")))
+			logf("%s first fleet.lease_acquired: %s", h.name, firstAttrs(h.events("fleet.lease_acquired")))
 		}
 	}
 	return nil
