@@ -411,21 +411,27 @@ func (p *Provider) forget(zoneID, name string) {
 
 // readUnknown reads the sets of byName whose state is not known (or too
 // old): the names in direct each from its own start point, the others
-// together, page by page.
+// together, page by page. A name inside a range a recent page listed is
+// known without a read.
 func (p *Provider) readUnknown(ctx context.Context, zoneID string, byName map[string][]*op, direct map[string]bool) error {
 	now := p.now()
 	var shared, own []string
 	p.mu.Lock()
+	spans := freshSpans(p.spans[zoneID], now, p.cacheTTL)
 	for name := range byName {
+		if direct[name] { // rejected: read on its own, whatever is known
+			own = append(own, name)
+			continue
+		}
 		ks, ok := p.sets[setKey{zoneID, name}]
 		if ok && now.Sub(ks.at) < p.cacheTTL {
 			continue
 		}
-		if direct[name] {
-			own = append(own, name)
-		} else {
-			shared = append(shared, name)
+		if i := slices.IndexFunc(spans, func(s span) bool { return s.covers(name) }); i >= 0 {
+			p.sets[setKey{zoneID, name}] = knownSet{at: spans[i].at} // listed as absent
+			continue
 		}
+		shared = append(shared, name)
 	}
 	p.mu.Unlock()
 	if len(shared) > 0 {

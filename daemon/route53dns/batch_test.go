@@ -463,3 +463,42 @@ func TestCompareNamesFollowsRoute53Order(t *testing.T) {
 		t.Errorf("order = %q; want %q", in, want)
 	}
 }
+
+// TestListedRangeNeedsNoSecondRead: a page that listed the zone from a name
+// on answers for later names in that range too, so a second batch of new
+// names costs no read; a set another tool created there meanwhile is still
+// found (its CREATE is rejected, the name read on its own).
+func TestListedRangeNeedsNoSecondRead(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	p := e.provider(t, Options{ZoneID: "ZA", NameServers: []string{e.dns.Addr()}})
+	ctx := ctxTimeout(t)
+	domains := certDomains(10)
+	if _, err := e.fake.UpsertTXT("ZA", RecordName(domains[7]), 300, "foreign"); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.ResetCalls()
+	p.gather = gatherAll(t, 3)
+	each(t, domains[:3], func(d string) error { return p.Present(ctx, d, val(d, "apex")) })
+	if got := e.fake.Calls(fakeroute53.OpListResourceRecordSets); got != 1 {
+		t.Fatalf("ListResourceRecordSets calls = %d; want 1", got)
+	}
+	p.gather = gatherAll(t, 7)
+	each(t, domains[3:], func(d string) error { return p.Present(ctx, d, val(d, "apex")) })
+	if got := e.fake.Calls(fakeroute53.OpListResourceRecordSets); got != 1 {
+		t.Errorf("ListResourceRecordSets calls after the second batch = %d; want still 1", got)
+	}
+	if got, want := sorted(e.fake.TXT("ZA", RecordName(domains[7]))), sorted([]string{"foreign", val(domains[7], "apex")}); !slices.Equal(got, want) {
+		t.Errorf("TXT at the foreign name = %q; want %q", got, want)
+	}
+	// Created behind our back after the listing: corrected, not clobbered.
+	if _, err := e.fake.UpsertTXT("ZA", RecordName("late.example.test"), 300, "foreign"); err != nil {
+		t.Fatal(err)
+	}
+	p.gather = nil
+	if err := p.Present(ctx, "late.example.test", "ours"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sorted(e.fake.TXT("ZA", RecordName("late.example.test"))), []string{"foreign", "ours"}; !slices.Equal(got, want) {
+		t.Errorf("TXT at a set created after the listing = %q; want %q", got, want)
+	}
+}

@@ -155,6 +155,7 @@ type Provider struct {
 	targets  map[string]target       // domain (canonical) -> where its TXT lives
 	batchers map[string]*batcher     // zone ID -> its write queue
 	sets     map[setKey]knownSet     // last known state of TXT sets
+	spans    map[string][]span       // zone ID -> name ranges recently listed
 	changes  map[string]*changeWatch // change ID -> its GetChange poll
 	insync   map[string]bool         // change IDs known INSYNC
 	insyncQ  []string                // insync keys, oldest first (bounded)
@@ -241,6 +242,7 @@ func New(client *route53.Client, opts Options) (*Provider, error) {
 		targets:    make(map[string]target),
 		batchers:   make(map[string]*batcher),
 		sets:       make(map[setKey]knownSet),
+		spans:      make(map[string][]span),
 		changes:    make(map[string]*changeWatch),
 		insync:     make(map[string]bool),
 		watches:    make(map[string]*serveWatch),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
@@ -83,37 +84,56 @@ func (p *Provider) readSets(ctx context.Context, zoneID string, names []string) 
 				continue
 			}
 			name := canonical(aws.ToString(rs.Name))
-			if _, ok := slices.BinarySearchFunc(todo, name, compareNames); !ok {
-				continue
-			}
 			if err := simpleSet(rs); err != nil {
-				return err
+				if _, ok := slices.BinarySearchFunc(todo, name, compareNames); ok {
+					return err
+				}
+				continue
 			}
 			found[name] = &rs
 		}
-		covered := func(name string) bool {
-			if found[name] != nil || !out.IsTruncated || out.NextRecordName == nil {
-				return true
-			}
-			c := compareNames(name, canonical(aws.ToString(out.NextRecordName)))
-			return c < 0 || (c == 0 && string(out.NextRecordType) > string(types.RRTypeTxt))
+		sp := span{from: todo[0], at: p.now()}
+		if out.IsTruncated && out.NextRecordName != nil {
+			sp.to = canonical(aws.ToString(out.NextRecordName))
 		}
-		now := p.now()
-		rest := todo[:0]
 		p.mu.Lock()
+		// Every TXT set of the page is known now, and so is the absence of
+		// any other in the span: later batches need no read for names in it.
+		for name, rs := range found {
+			p.sets[setKey{zoneID, name}] = knownSet{rs: rs, at: sp.at}
+		}
+		p.spans[zoneID] = append(freshSpans(p.spans[zoneID], sp.at, p.cacheTTL), sp)
+		rest := todo[:0]
 		for i, name := range todo {
-			if i > 0 && !covered(name) {
+			// The start name is always answered: its TXT set, if any, is
+			// the first of the page.
+			if i > 0 && !sp.covers(name) {
 				rest = append(rest, name)
 				continue
 			}
-			// The start name is always answered: its TXT set, if any, is
-			// the first of the page.
-			p.sets[setKey{zoneID, name}] = knownSet{rs: found[name], at: now}
+			p.sets[setKey{zoneID, name}] = knownSet{rs: found[name], at: sp.at}
 		}
 		p.mu.Unlock()
 		todo = rest
 	}
 	return nil
+}
+
+// span is a range of names a ListResourceRecordSets page listed: from
+// (inclusive) up to to (exclusive; "" is the end of the zone), in Route 53's
+// order. A TXT set in it that the page did not list did not exist.
+type span struct {
+	from, to string
+	at       time.Time
+}
+
+func (s span) covers(name string) bool {
+	return compareNames(name, s.from) >= 0 && (s.to == "" || compareNames(name, s.to) < 0)
+}
+
+// freshSpans drops the spans older than ttl (in place).
+func freshSpans(spans []span, now time.Time, ttl time.Duration) []span {
+	return slices.DeleteFunc(spans, func(s span) bool { return now.Sub(s.at) >= ttl })
 }
 
 // compareNames orders canonical names the way Route 53 lists them: the
