@@ -24,6 +24,9 @@
 //     their change becomes INSYNC, as real name servers behave. Private zones
 //     are never published.
 //
+//   - A batch over Route 53's size limits (1,000 changes, 1,000 records,
+//     32,000 characters of values) is rejected as a whole.
+//
 //   - With Options.RateLimit, requests beyond Route 53's account-wide limit
 //     (5 per second, shared by every client of the Server) are answered 400
 //     Throttling "Rate exceeded", as AWS does; they are counted in Calls and

@@ -3,6 +3,7 @@ package fakeroute53
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -788,5 +789,54 @@ func TestThrottlingIsAThrottleToTheSDK(t *testing.T) {
 	_, err := r.client.GetHostedZone(t.Context(), &route53.GetHostedZoneInput{Id: aws.String("ZA")})
 	if retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) != aws.TrueTernary {
 		t.Errorf("error %v is not a throttle to the SDK", err)
+	}
+}
+
+func TestBatchSizeLimits(t *testing.T) {
+	r := newRig(t, Options{}, zoneA)
+	set := func(name string, values int, size int) *types.ResourceRecordSet {
+		var q []string
+		for i := range values {
+			q = append(q, `"`+strings.Repeat("x", size-8)+fmt.Sprintf("%05d", i)+`"`)
+		}
+		return txtSet(name, 10, q...)
+	}
+	tests := []struct {
+		name    string
+		changes []types.Change
+		wantErr string
+	}{
+		{"1000 changes pass", func() (c []types.Change) {
+			for i := range 1000 {
+				c = append(c, chg(types.ChangeActionCreate, set(fmt.Sprintf("a%d.example.test", i), 1, 20)))
+			}
+			return c
+		}(), ""},
+		{"1001 changes", func() (c []types.Change) {
+			for i := range 1001 {
+				c = append(c, chg(types.ChangeActionCreate, set(fmt.Sprintf("b%d.example.test", i), 1, 20)))
+			}
+			return c
+		}(), "Number of changes limit of 1000 exceeded"},
+		{"1001 records", []types.Change{chg(types.ChangeActionCreate, set("c.example.test", 1001, 20))}, "Number of records limit of 1000 exceeded"},
+		{"32001 characters", []types.Change{chg(types.ChangeActionCreate, set("d.example.test", 400, 82))}, "characters in record values limit of 32000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := r.change(t.Context(), "ZA", tt.changes...)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var icb *types.InvalidChangeBatch
+			if !errors.As(err, &icb) || !strings.Contains(strings.Join(icb.Messages, " "), tt.wantErr) {
+				t.Errorf("err = %v; want InvalidChangeBatch %q", err, tt.wantErr)
+			}
+		})
+	}
+	if got := r.fake.TXT("ZA", "c.example.test"); got != nil {
+		t.Error("a rejected batch was applied")
 	}
 }

@@ -257,6 +257,9 @@ func (s *Server) applyBatch(id string, changes []xChange, comment string) (*chan
 	if len(changes) == 0 {
 		return nil, invalidInput("1 validation error detected: Value null at 'changeBatch.changes' failed to satisfy constraint: Member must not be null")
 	}
+	if apiErr := batchLimits(changes); apiErr != nil {
+		return nil, apiErr
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	z := s.zones[id]
@@ -356,6 +359,36 @@ func (s *Server) applyBatch(id string, changes []xChange, comment string) (*chan
 		s.afterLocked(s.opts.InsyncAfter, func() { s.dueLocked(c) })
 	}
 	return c, nil
+}
+
+// Route 53's limits on one ChangeResourceRecordSets request.
+const (
+	MaxBatchChanges = 1000  // Change elements
+	MaxBatchRecords = 1000  // ResourceRecord elements
+	MaxBatchChars   = 32000 // characters in all Value elements
+)
+
+// batchLimits rejects a batch over Route 53's size limits as Route 53 does.
+func batchLimits(changes []xChange) *apiError {
+	records, chars := 0, 0
+	for _, ch := range changes {
+		for _, r := range ch.Set.Records {
+			records++
+			chars += len(r.Value)
+		}
+	}
+	var msg string
+	switch {
+	case len(changes) > MaxBatchChanges:
+		msg = fmt.Sprintf("Number of changes limit of %d exceeded.", MaxBatchChanges)
+	case records > MaxBatchRecords:
+		msg = fmt.Sprintf("Number of records limit of %d exceeded.", MaxBatchRecords)
+	case chars > MaxBatchChars:
+		msg = fmt.Sprintf("Number of characters in record values limit of %d exceeded.", MaxBatchChars)
+	default:
+		return nil
+	}
+	return &apiError{status: http.StatusBadRequest, code: "InvalidChangeBatch", messages: []string{msg}}
 }
 
 // parseSet validates the record set of one change.
