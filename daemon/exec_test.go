@@ -8,7 +8,7 @@ import (
 // execMainEnv makes the test binary run the edgecert command line instead
 // of the tests, so that a test can start (and SIGKILL) a real daemon
 // process: os.Args[0] with this variable set is edgecert.
-const execMainEnv = "EDGECERT_TEST_EXEC_MAIN"
+const execMainEnv = "GO_TEST_EXEC_EDGECERT_MAIN" // not EDGECERT_*: the daemon warns about unknown ones
 
 func TestMain(m *testing.M) {
 	if os.Getenv(execMainEnv) == "1" {
