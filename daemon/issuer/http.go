@@ -14,18 +14,29 @@ import (
 	"golang.org/x/crypto/acme"
 )
 
+// maxBadNonce bounds the badNonce retries of one request: a CA rejecting
+// half its nonces still fails a request only once in a million.
+const maxBadNonce = 20
+
+// badNonceRetry is the one badNonce policy, for acme.Client (retryBackoff)
+// and the hand-written newOrderReplaces alike: retry n (from 1) waits
+// briefly; after maxBadNonce retries it gives up (false).
+func badNonceRetry(n int) (time.Duration, bool) {
+	if n > maxBadNonce {
+		return 0, false
+	}
+	return 10*time.Millisecond + time.Duration(mrand.IntN(50))*time.Millisecond, true
+}
+
 // retryBackoff is the acme.Client retry policy for single requests: badNonce
-// (the only 400 x/crypto retries) is retried quickly up to 20 times (a CA
-// rejecting half its nonces still fails a request only once in a million); 429 and
-// 5xx at most twice, briefly. A Retry-After over 10 s ends the retries so the
+// (the only 400 x/crypto retries) as badNonceRetry; 429 and 5xx at most
+// twice, briefly. A Retry-After over 10 s ends the retries so the
 // scheduler's Backoff honours it instead of blocking an order.
 func retryBackoff(n int, _ *http.Request, res *http.Response) time.Duration {
 	jitter := time.Duration(mrand.IntN(50)) * time.Millisecond
 	if res != nil && res.StatusCode == http.StatusBadRequest {
-		if n > 20 {
-			return 0
-		}
-		return 10*time.Millisecond + jitter
+		d, _ := badNonceRetry(n) // 0 ends the retries
+		return d
 	}
 	if n > 2 {
 		return 0

@@ -1,5 +1,19 @@
 package issuer
 
+// This file is edgecert's only hand-written JWS, fenced here: x/crypto/acme
+// cannot send the ARI "replaces" field of a new order (RFC 9773 section 5;
+// golang/go#60958). Delete the file, and call acme.Client.AuthorizeOrder
+// with a replaces option in createOrder, once x/crypto/acme has one.
+// Everything else (account, authorizations, challenges, finalize,
+// certificates, the order read back after this POST) goes through
+// acme.Client.
+//
+// Nonces: acme.Client keeps its nonce pool unexported, so none can be taken
+// from it; this file asks newNonce once and then uses the Replay-Nonce of
+// each answer (RFC 8555 section 7.2). badNonce is retried by the same policy
+// as acme.Client's requests (badNonceRetry in http.go). Errors are returned
+// without a prefix: createOrder adds "issuer: new order: " like the rest.
+
 import (
 	"bytes"
 	"context"
@@ -17,12 +31,10 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"time"
 
 	"golang.org/x/crypto/acme"
 )
-
-// maxBadNonce bounds badNonce retries of one request.
-const maxBadNonce = 20 // as retryBackoff: fails once in a million at 50 % rejection
 
 // newOrderReplaces creates an order carrying the ARI "replaces" field (RFC
 // 9773 section 5), which x/crypto/acme cannot send: one JWS-signed POST to
@@ -79,8 +91,17 @@ func (s *session) newOrderReplaces(ctx context.Context, hc *http.Client, domains
 		}
 		perr := problemError(res)
 		res.Body.Close()
-		if !isProblem(perr, ":badNonce") || attempt >= maxBadNonce {
+		if !isProblem(perr, ":badNonce") {
 			return nil, perr
+		}
+		delay, retry := badNonceRetry(attempt + 1)
+		if !retry {
+			return nil, perr
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 }

@@ -201,3 +201,19 @@ func TestNewOrderReplaces(t *testing.T) {
 		})
 	}
 }
+
+// TestBadNonceOnePolicy: acme.Client's retries (retryBackoff) and the
+// hand-written newOrderReplaces give up after the same number of badNonce
+// retries.
+func TestBadNonceOnePolicy(t *testing.T) {
+	bad := &http.Response{StatusCode: http.StatusBadRequest}
+	for n := 1; n <= maxBadNonce; n++ {
+		d, ok := badNonceRetry(n)
+		if !ok || d <= 0 || retryBackoff(n, nil, bad) <= 0 {
+			t.Fatalf("retry %d: badNonceRetry = %v, %v, retryBackoff = %v; want a short wait", n, d, ok, retryBackoff(n, nil, bad))
+		}
+	}
+	if _, ok := badNonceRetry(maxBadNonce + 1); ok || retryBackoff(maxBadNonce+1, nil, bad) != 0 {
+		t.Errorf("retry %d still allowed; want both to give up after %d", maxBadNonce+1, maxBadNonce)
+	}
+}
