@@ -146,12 +146,16 @@ func TestConditionalPutAndDelete(t *testing.T) {
 func TestConditionalRaces(t *testing.T) {
 	_, cl := newClient(t, Options{})
 	const n = 16
-	race := func(mod func(i int, in *s3.PutObjectInput)) (won int, etag *string) {
+	// Each race writes bodies of its own: were the If-None-Match winner's
+	// body written again in the If-Match race, the ETag would not change and
+	// a second CAS writer would rightly win too (seen 1 run in 19 under
+	// stress, whenever that writer happened to go first).
+	race := func(body string, mod func(i int, in *s3.PutObjectInput)) (won int, etag *string) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for i := range n {
 			wg.Go(func() {
-				out, err := put(t, cl, "lease", "writer-"+strconv.Itoa(i+1), func(in *s3.PutObjectInput) { mod(i, in) })
+				out, err := put(t, cl, "lease", body+strconv.Itoa(i+1), func(in *s3.PutObjectInput) { mod(i, in) })
 				if err != nil {
 					if code, s := status(err); code != 412 {
 						t.Errorf("writer %d: got %d %s, want success or 412", i, code, s)
@@ -168,11 +172,11 @@ func TestConditionalRaces(t *testing.T) {
 		wg.Wait()
 		return won, etag
 	}
-	won, etag := race(func(_ int, in *s3.PutObjectInput) { in.IfNoneMatch = aws.String("*") })
+	won, etag := race("create-", func(_ int, in *s3.PutObjectInput) { in.IfNoneMatch = aws.String("*") })
 	if won != 1 {
 		t.Fatalf("%d of %d If-None-Match writers won, want exactly 1", won, n)
 	}
-	won, _ = race(func(_ int, in *s3.PutObjectInput) { in.IfMatch = etag })
+	won, _ = race("cas-", func(_ int, in *s3.PutObjectInput) { in.IfMatch = etag })
 	if won != 1 {
 		t.Fatalf("%d of %d If-Match writers with the same ETag won, want exactly 1", won, n)
 	}
