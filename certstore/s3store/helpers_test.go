@@ -75,3 +75,27 @@ func waitDone(t *testing.T, ctx context.Context, what string) {
 		t.Fatalf("%s did not happen within 20s", what)
 	}
 }
+
+var benchMeta = certstore.Meta{Names: []string{testName, "*.example.test"}, Source: "acme"}
+
+func benchMetaGen(gen uint64) certstore.Meta {
+	m := benchMeta
+	m.Generation = gen
+	return m
+}
+
+// newBenchHost is newHost for benchmarks (no log recording).
+func newBenchHost(b *testing.B, f *s3test.Server, instance string) *host {
+	b.Helper()
+	local, err := certstore.Open(context.Background(), b.TempDir(), certstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { local.Close() })
+	s, err := New(Options{Client: f.Client(), Bucket: s3test.Bucket, Prefix: "edge/", Local: local, Instance: instance,
+		Names: []string{testName}, LeaseTTL: time.Minute, RenewEvery: time.Hour, PollEvery: 2 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &host{Store: s, local: local}
+}
