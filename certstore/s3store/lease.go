@@ -66,6 +66,11 @@ func (s *Store) writeLease(ctx context.Context, name string, body leaseBody, eta
 		return "", rerr
 	case cur != nil && cur.Nonce == body.Nonce:
 		return o.etag, nil
+	case etag != "" && cur != nil && o.etag == etag:
+		// Unchanged since our If-Match: the refusal was a 409
+		// ConditionalRequestConflict with a concurrent request, not a
+		// change of holder. Retry later, as AWS advises.
+		return "", fmt.Errorf("%w: lease unchanged after a refused write: %v", certstore.ErrUnavailable, err)
 	}
 	return "", err
 }

@@ -161,7 +161,11 @@ func TestRenewalKeepsLease(t *testing.T) {
 	for i := range 3 {
 		f.Clock.Advance(50 * time.Second) // less than the TTL each time
 		before := f.Requests("PUT", key)
+		deadline := time.Now().Add(20 * time.Second)
 		for f.Requests("PUT", key) < before+2 { // a renewal after the advance
+			if time.Now().After(deadline) {
+				t.Fatal("no renewal")
+			}
 			time.Sleep(time.Millisecond)
 		}
 		if l, holder, err := b.tryLock(testCtx(t), testName, true, new(uint64)); l != nil || err != nil || holder != "host-a" {
@@ -294,5 +298,30 @@ func TestCreateBlobRace(t *testing.T) {
 		if b, err := hosts[i].local.Get(testCtx(t), "acme_account+key"); err != nil || string(b) != got[0] {
 			t.Errorf("host %d local copy %q, %v", i, b, err)
 		}
+	}
+}
+
+// TestRenewalConflictRetried: a renewal answered 409
+// ConditionalRequestConflict that left the lease unchanged is retried at
+// the next tick; the lease is kept.
+func TestRenewalConflictRetried(t *testing.T) {
+	f := s3test.New(t)
+	a := newHost(t, f, "host-a", func(o *Options) { o.RenewEvery = 2 * time.Millisecond })
+	key := a.leaseKey(testName)
+	la := mustLock(t, a)
+	f.ConflictNext("PUT", key)
+	before := f.Requests("PUT", key)
+	deadline := time.Now().Add(20 * time.Second)
+	for f.Requests("PUT", key) < before+3 && la.Err() == nil { // the refused renewal and two more
+		if time.Now().After(deadline) {
+			t.Fatal("no renewals after the conflict")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if la.Err() != nil {
+		t.Fatalf("lease lost after a 409 conflict: %v", la.Err())
+	}
+	if a.Stats().StoreErrors["renew"] != 1 {
+		t.Errorf("renew errors %d, want the one conflict", a.Stats().StoreErrors["renew"])
 	}
 }

@@ -16,6 +16,7 @@
 //     SDK retries, and the retry meets its own condition.
 //   - Down: every request is answered 503 SlowDown (S3 refusing).
 //   - Hang: no request is answered (a black-holed network).
+//   - ConflictNext: one request is answered 409 ConditionalRequestConflict.
 //
 // Mutating requests are serialised, so the middleware's checks and the
 // backend's write are atomic together.
@@ -79,11 +80,12 @@ type Server struct {
 	// (a black-holed endpoint).
 	Hang atomic.Bool
 
-	backend *s3mem.Backend
-	inner   http.Handler
-	mu      sync.Mutex                 // serialises PUT and DELETE; guards drops and reqs
-	drops   []func(*http.Request) bool // pending one-shot drop rules
-	reqs    map[string]int             // requests by "METHOD key"
+	backend   *s3mem.Backend
+	inner     http.Handler
+	mu        sync.Mutex                 // serialises PUT and DELETE; guards drops and reqs
+	drops     []func(*http.Request) bool // pending one-shot drop rules
+	conflicts []func(*http.Request) bool // pending one-shot 409 rules
+	reqs      map[string]int             // requests by "METHOD key"
 }
 
 // New starts a Server with bucket Bucket; it is closed with the test.
@@ -116,6 +118,17 @@ func (f *Server) Client() *s3.Client {
 			o.Backoff = retry.NewExponentialJitterBackoff(5 * time.Millisecond)
 			o.RateLimiter = ratelimit.None
 		}),
+	})
+}
+
+// ConflictNext makes the next request matching method and a key with
+// suffix keySuffix be answered 409 ConditionalRequestConflict without
+// being executed (a concurrent conditional request won the race).
+func (f *Server) ConflictNext(method, keySuffix string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.conflicts = append(f.conflicts, func(r *http.Request) bool {
+		return r.Method == method && strings.HasSuffix(r.URL.Path, keySuffix)
 	})
 }
 
@@ -167,6 +180,14 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	conflict := false
+	for i, match := range f.conflicts {
+		if match(r) {
+			conflict = true
+			f.conflicts = append(f.conflicts[:i], f.conflicts[i+1:]...)
+			break
+		}
+	}
 	if !mutating {
 		f.mu.Unlock()
 	} else {
@@ -174,6 +195,10 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.Hang.Load() {
 		<-r.Context().Done()
+		return
+	}
+	if conflict {
+		s3Error(w, r, http.StatusConflict, "ConditionalRequestConflict", "A conflicting conditional operation is currently in progress against this resource.")
 		return
 	}
 	if f.Down.Load() {
