@@ -58,15 +58,13 @@ type Limits struct {
 
 // defaultLimits are the bounds used unless a flag says otherwise.
 //
-// Memory bound: a connection costs about 40 KiB when idle (TLS and bufio
-// buffers, the serving goroutine; see BENCHMARKS.md). An HTTP/2 connection
-// at its worst holds H2MaxStreams handlers (goroutine stack, 4 KiB write
-// buffer, stream state: about 16 KiB each) plus H2ConnWindow of unread
-// body, so about 64×16 KiB + 256 KiB ≈ 1.3 MiB, for at most BodyTimeout.
-// The process therefore stays under about MaxConns × 1.3 MiB of
-// connection memory (5.2 GiB at the default 4096 connections, all of them
-// attacking at once; 40 KiB × 4096 = 160 MiB idle), plus the certificate
-// store.
+// Memory bound (measured by the attack suite's long form, BENCHMARKS.md):
+// an idle connection costs about 44 KiB (TLS and bufio buffers, the
+// serving goroutine); an HTTP/2 connection at its worst holds H2MaxStreams
+// handlers (goroutine, write buffer, stream state) plus H2ConnWindow of
+// unread body, about 1.7 MiB, for at most BodyTimeout. Connection memory
+// therefore stays under about MaxConns × 1.7 MiB with every connection
+// attacking at once, and MaxConns × 44 KiB when idle.
 func defaultLimits() Limits {
 	return Limits{
 		HeaderTimeout:  10 * time.Second,
