@@ -107,6 +107,8 @@ func newFlagSet(c *Config, out io.Writer) *flag.FlagSet {
 
 // newCommandFlagSet is newFlagSet for command cmd; it also returns where
 // the first bad flag value is recorded (see checkValues).
+// It is long on purpose: one flat definition per flag, grouped by -h
+// section, is the one place a flag is added (see the top of this file).
 func newCommandFlagSet(cmd string, c *Config, out io.Writer, extra ...func(*flag.FlagSet)) (*flag.FlagSet, **configError) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(out)

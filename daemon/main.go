@@ -67,17 +67,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	case "status":
-		attention, err := printStatus(context.Background(), args[1:], stdout, stderr)
-		switch {
-		case errors.Is(err, flag.ErrHelp):
-			return exitOK
-		case err != nil:
-			fmt.Fprintf(stderr, "edgecert: %v\n", err)
-			return exitUsage
-		case attention:
-			return exitFailure
-		}
-		return exitOK
+		return statusCommand(args[1:], stdout, stderr)
 	case "renew":
 		return runRenew(args[1:], stdout, stderr)
 	case "revoke":
@@ -94,12 +84,33 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgecert: unknown command %q%s\n%s", args[0], didYouMean("", args[0], commands), usage)
 		return exitUsage
 	}
+	return configCommand(args[0], args[1:], stdout, stderr)
+}
+
+// statusCommand is `edgecert status`.
+func statusCommand(args []string, stdout, stderr io.Writer) int {
+	attention, err := printStatus(context.Background(), args, stdout, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "edgecert: %v\n", err)
+		return exitUsage
+	case attention:
+		return exitFailure
+	}
+	return exitOK
+}
+
+// configCommand runs cmd (run, iam-policy, bucket-policy): the commands
+// that take the daemon's flags. Bad configuration exits 78 with one line.
+func configCommand(cmd string, args []string, stdout, stderr io.Writer) int {
 	var pf policyFlags
 	var extra []func(*flag.FlagSet)
-	if args[0] == "iam-policy" || args[0] == "bucket-policy" {
+	if cmd == "iam-policy" || cmd == "bucket-policy" {
 		extra = append(extra, pf.define)
 	}
-	cfg, err := parseCommand("edgecert "+args[0], args[1:], os.LookupEnv, stdout, extra...)
+	cfg, err := parseCommand("edgecert "+cmd, args, os.LookupEnv, stdout, extra...)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -110,14 +121,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	warnings := unknownEnv(os.Environ())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if args[0] == "bucket-policy" {
+	if cmd == "bucket-policy" {
 		if err := printBucketPolicy(cfg, pf.partitionOrRegion(ctx), stdout); err != nil {
 			fmt.Fprintf(stderr, "edgecert: %v\n", err)
 			return exitFailure
 		}
 		return exitOK
 	}
-	if args[0] == "iam-policy" {
+	if cmd == "iam-policy" {
 		for _, w := range warnings {
 			fmt.Fprintf(stderr, "edgecert: warning: %s\n", w)
 		}
