@@ -3,16 +3,21 @@
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X github.com/edgecert/edgecert/daemon.Version=$(VERSION)
 BIN         := bin
+# Target of make build: Linux, this machine's architecture unless ARCH=amd64|arm64.
+ARCH        ?= $(shell go env GOARCH)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages whose tests need root and a booted container run under appliance-test.
 GOTEST      ?= go test
 
-.PHONY: default build test test-short promtool stress lint tidy-check bench demo appliance-test help clean
+.PHONY: default build release test test-short promtool stress lint tidy-check bench demo appliance-test help clean
 
 default: lint test build
 
-build: ## static, trimmed, version-stamped binary at bin/edgecert
-	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/edgecert .
+build: ## static, trimmed, version-stamped linux/$(ARCH) binary at bin/edgecert (ARCH=amd64|arm64)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/edgecert .
+
+release: ## dist/: static linux/amd64+arm64 binaries, .deb packages (nfpm), SHA256SUMS; version from the git tag
+	scripts/release.sh
 
 test: promtool ## all unit and integration tests, race detector on (the README's test command)
 	$(GOTEST) -race -count=1 -timeout 20m ./...
@@ -54,7 +59,7 @@ fleet-bench: ## fleet benchmarks: publish -> last host serving, S3 requests per 
 	scripts/fleet/test.sh -bench
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'

@@ -7,7 +7,7 @@ packer {
   required_version = ">= 1.7.0"
   required_plugins {
     amazon = {
-      version = ">= 1.2.9"
+      version = "~> 1.8"
       source  = "github.com/hashicorp/amazon"
     }
   }

@@ -1,63 +1,72 @@
 #!/bin/sh
-# provision.sh: install edgecert on a Debian 12 host from the files staged in
-# $EDGECERT_STAGE (default /tmp/edgecert-stage) by the Packer file
-# provisioners: edgecert (binary), edgecert.service, edgecert.env.example,
-# edgecert.sysusers.conf. Runs as root.
+# provision.sh: install edgecert on a Debian 12 host from the package staged
+# in $EDGECERT_STAGE (default /tmp/edgecert-stage) as edgecert.deb by the
+# Packer file provisioner. Runs as root.
 #
 # The one install path for every image: the AMI build (amazon-ebs) and the
 # offline appliance test (null source over SSH into a container) run it
-# through the same provisioner blocks.
+# through the same provisioner blocks, and the package's own maintainer
+# scripts (packaging/postinst) set up the user, the configuration skeleton
+# and the enabled-but-not-started unit exactly as on a hand-built host.
 #
-# Idempotent: running it again installs the staged files again and leaves
-# /etc/edgecert/edgecert.env alone. It enables the service and never starts
-# it (an image has no settings yet); if edgecert is already running (a
-# re-provisioned live host) it is restarted to pick up the new binary. Needs
-# no network.
+# Before anything is installed, the package and the binary in it must be
+# for this host: the package's Architecture field, the ELF header of
+# /usr/bin/edgecert (64-bit, machine x86-64 or AArch64) and, if set,
+# $EDGECERT_ARCH (the template's arch variable) must all be
+# `dpkg --print-architecture`, and the binary must run `edgecert version`.
+# Each check is a command of its own: a failure stops the build (set -e).
+# Needs no network.
 set -eu
 
 stage=${EDGECERT_STAGE:-/tmp/edgecert-stage}
+pkg=$stage/edgecert.deb
 
 say() { printf 'provision: %s\n' "$*"; }
+fail() {
+	say "FAIL: $*" >&2
+	exit 1
+}
 
-for f in edgecert edgecert.service edgecert.env.example edgecert.sysusers.conf; do
-	if [ ! -f "$stage/$f" ]; then
-		say "missing $stage/$f" >&2
-		exit 1
+[ -f "$pkg" ] || fail "missing $pkg"
+host=$(dpkg --print-architecture)
+[ -z "${EDGECERT_ARCH:-}" ] || [ "$EDGECERT_ARCH" = "$host" ] ||
+	fail "the image is meant for $EDGECERT_ARCH (arch variable) but this host is $host"
+pkgarch=$(dpkg-deb --field "$pkg" Architecture)
+[ "$pkgarch" = "$host" ] || fail "$pkg is for $pkgarch, this host is $host: build it with make release"
+say "package $(dpkg-deb --field "$pkg" Package) $(dpkg-deb --field "$pkg" Version) ($pkgarch)"
+
+# elf_machine FILE: the ELF machine of a 64-bit little-endian executable as
+# a Debian architecture name (amd64, arm64), "unknown-<hex>", or "not-elf".
+elf_machine() {
+	# bytes 0-3 magic, 4 class (2 = 64-bit), 5 data (1 = little endian),
+	# 18-19 e_machine (little endian)
+	# shellcheck disable=SC2046 # one word per byte is the point
+	set -- $(od -An -v -tx1 -N20 "$1")
+	if [ "$#" -lt 20 ] || [ "$1$2$3$4" != 7f454c46 ] || [ "$5$6" != 0201 ]; then
+		echo not-elf
+		return 0
 	fi
-done
+	shift 18
+	case "$2$1" in
+	003e) echo amd64 ;;
+	00b7) echo arm64 ;;
+	*) echo "unknown-$2$1" ;;
+	esac
+}
 
-say "binary -> /usr/bin/edgecert"
-install -m 0755 -o root -g root "$stage/edgecert" /usr/bin/edgecert.new
-mv -f /usr/bin/edgecert.new /usr/bin/edgecert
-say "installed $(/usr/bin/edgecert version 2>&1 | head -n 1)"
+unpacked=$(mktemp -d)
+trap 'rm -rf "$unpacked"' EXIT
+dpkg-deb --extract "$pkg" "$unpacked"
+binarch=$(elf_machine "$unpacked/usr/bin/edgecert")
+[ "$binarch" = "$host" ] || fail "the package's /usr/bin/edgecert is a $binarch binary, this host is $host"
+"$unpacked/usr/bin/edgecert" version >/dev/null
+say "binary is linux/$binarch and runs: $("$unpacked/usr/bin/edgecert" version)"
 
-say "user edgecert (sysusers.d)"
-install -D -m 0644 "$stage/edgecert.sysusers.conf" /usr/lib/sysusers.d/edgecert.conf
-systemd-sysusers /usr/lib/sysusers.d/edgecert.conf
-
-say "unit -> /usr/lib/systemd/system/edgecert.service"
-install -D -m 0644 "$stage/edgecert.service" /usr/lib/systemd/system/edgecert.service
-
-# Configuration skeleton: the settings file itself comes from user-data.
-# tls/ is where operator-supplied certificates go (root:edgecert 0750).
-say "config skeleton -> /etc/edgecert"
-install -d -m 0755 -o root -g root /etc/edgecert
-install -d -m 0750 -o root -g edgecert /etc/edgecert/tls
-install -m 0644 -o root -g root "$stage/edgecert.env.example" /etc/edgecert/edgecert.env.example
-if [ -f /etc/edgecert/edgecert.env ]; then
-	chown root:root /etc/edgecert/edgecert.env
-	chmod 0600 /etc/edgecert/edgecert.env
-fi
-
-if [ -d /run/systemd/system ]; then
-	systemctl daemon-reload
-fi
-say "enable edgecert.service (not started)"
-systemctl enable edgecert.service
-if [ -d /run/systemd/system ] && systemctl is-active --quiet edgecert.service; then
-	say "edgecert was running: restart"
-	systemctl restart edgecert.service
-fi
+say "dpkg --install"
+DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --install "$pkg"
+/usr/bin/edgecert version >/dev/null
+[ "$(systemctl is-enabled edgecert.service)" = enabled ] || fail "edgecert.service is not enabled"
+say "installed $(/usr/bin/edgecert version); edgecert.service enabled (not started)"
 
 rm -rf "$stage"
 say "done"

@@ -7,7 +7,7 @@
 # Usage: scripts/install-deps.sh [appliance|bench|monitoring|stress|all]   (default: appliance)
 #
 #   appliance  debootstrap systemd-container packer openssh-client iproute2
-#              curl openssl shellcheck (scripts/appliance/test.sh)
+#              curl openssl shellcheck file (scripts/appliance/test.sh)
 #   bench      nginx-light (nginx when nginx-light is not in the archive) and
 #              wrk, for the comparison benchmarks. nginx is installed but not
 #              started (a policy-rc.d denies service starts during the
@@ -20,7 +20,7 @@
 set -eu
 
 mode=${1:-appliance}
-appliance_pkgs="debootstrap systemd-container packer openssh-client iproute2 curl openssl shellcheck"
+appliance_pkgs="debootstrap systemd-container packer openssh-client iproute2 curl openssl shellcheck file"
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 

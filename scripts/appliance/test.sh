@@ -8,8 +8,10 @@
 #
 # What it does, each step announced as it runs:
 #   1. install the Debian packages it needs (scripts/install-deps.sh);
-#   2. build edgecert and devrig (static Go binaries, into a temp dir);
-#   3. static checks: packer fmt -check + validate (packer-check.sh),
+#   2. build the release (scripts/release.sh: static linux/amd64 and
+#      linux/arm64 binaries and their Debian packages) and devrig; check both
+#      binaries with file(1) and their ELF headers;
+#   3. static checks: packer fmt -check + validate + console (packer-check.sh),
 #      systemd-analyze security --offline=yes --threshold=15, every flag of
 #      `edgecert run -h` documented in edgecert.env.example, shellcheck;
 #   4. a cached Debian 12 root file system (rootfs.sh: debootstrap once);
@@ -18,9 +20,15 @@
 #   6. the offline rig in it (devrig: Pebble ACME CA, Route 53 API,
 #      authoritative DNS for demo.test, short-lived certificate profile);
 #   7. a systemd-nspawn container booting that root file system in the same
-#      namespace, with sshd on 127.0.0.1:2222;
-#   8. packer build -only=null.appliance: the template's own provisioner
-#      blocks (file + shell -> packer/provision.sh) over SSH, as on EC2;
+#      namespace, with sshd on 127.0.0.1:2222, seeded with what a build
+#      instance carries (authorized key, cloud-init state and log);
+#   8. packer build of the AMI's build block with the null source (the view
+#      packer-check.sh makes): first with the arm64 package and with an
+#      amd64 package holding the arm64 binary, both of which must stop the
+#      build before anything is installed; then with the amd64 package:
+#      upgrade.sh (skipped offline), provision.sh, cleanup.sh over SSH, as
+#      on EC2; the image must then be clean (no machine-id, no authorized
+#      key, no cloud-init state or log) and carry the build record;
 #   9. systemd-analyze verify of the installed unit in the provisioned tree;
 #  10. systemd/user-data.example, its settings replaced by the rig's, writes
 #      /etc/edgecert/edgecert.env and starts the service; then the
@@ -30,8 +38,6 @@
 #
 # Environment: EDGECERT_CI_CACHE (rootfs cache, default
 # /var/cache/edgecert-ci), EDGECERT_AT_KEEP=1 keeps the temp dir (logs),
-# EDGECERT_AT_PREBUILT=DIR uses DIR/edgecert and DIR/devrig instead of
-# building them,
 # EDGECERT_AT_VALIDITY (certificate lifetime of the rig's profile, default
 # 3m; renewal is awaited for up to 3x that).
 set -euo pipefail
@@ -133,23 +139,32 @@ dump_logs() {
 step "install packages (scripts/install-deps.sh)"
 run "$repo/scripts/install-deps.sh" appliance
 
-if [ -n "${EDGECERT_AT_PREBUILT:-}" ]; then
-	step "use prebuilt edgecert and devrig from $EDGECERT_AT_PREBUILT"
-	install -m 0755 "$EDGECERT_AT_PREBUILT/edgecert" "$EDGECERT_AT_PREBUILT/devrig" "$WORK/"
-else
-	step "build edgecert and devrig (static)"
-	(
-		cd "$repo"
-		export CGO_ENABLED=0
-		run go build -trimpath -ldflags "-s -w -X github.com/edgecert/edgecert/daemon.Version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o "$WORK/edgecert" .
-		run go build -trimpath -ldflags "-s -w" -o "$WORK/devrig" ./internal/devrig/cmd/devrig
-	)
-fi
-say "$("$WORK/edgecert" version)"
+step "build the release (scripts/release.sh: linux/amd64 + linux/arm64, .deb) and devrig"
+run env DIST="$WORK/dist" "$repo/scripts/release.sh"
+(
+	cd "$repo"
+	export CGO_ENABLED=0
+	run go build -trimpath -ldflags "-s -w" -o "$WORK/devrig" ./internal/devrig/cmd/devrig
+)
+ln -s "$(ls "$WORK"/dist/edgecert_v*_linux_amd64)" "$WORK/edgecert"
+for want in "amd64|x86-64|3e" "arm64|ARM aarch64|b7"; do
+	IFS='|' read -r arch desc machine <<<"$want"
+	bin=$(ls "$WORK"/dist/edgecert_v*_linux_"$arch")
+	out=$(file -b "$bin")
+	[[ "$out" == "ELF 64-bit LSB executable, $desc,"*"statically linked"* ]] ||
+		die "$bin: file says '$out', want a static ELF 64-bit LSB $desc executable"
+	# ELF magic, class 2 (64-bit), data 1 (little endian), e_machine
+	hdr=$(od -An -v -tx1 -N20 "$bin" | tr -d ' \n')
+	[[ "${hdr:0:12}" = 7f454c460201 && "${hdr:36:4}" = "${machine}00" ]] ||
+		die "$bin: ELF header $hdr, want 7f454c460201... with e_machine ${machine}00"
+	say "$arch: ${out%%, Go BuildID*}; e_machine 0x$machine"
+done
+(cd "$WORK/dist" && sha256sum --quiet -c SHA256SUMS) || die "SHA256SUMS does not match the artefacts"
+say "$(grep -c . "$WORK/dist/SHA256SUMS") artefacts match SHA256SUMS; $("$WORK/edgecert" version)"
 
 step "static checks: packer fmt/validate, systemd-analyze security, env example, shellcheck"
 mkdir -p "$WORK/packer-view"
-TEMPLATE=$(unshare -n "$here/packer-check.sh" "$WORK/edgecert" "$WORK/packer-view")
+TEMPLATE=$(unshare -n "$here/packer-check.sh" "$WORK/dist/edgecert_amd64.deb" "$WORK/packer-view")
 out=$(systemd-analyze security --offline=yes --threshold=15 "$repo/systemd/edgecert.service" 2>&1) ||
 	die "systemd-analyze security: exposure above 1.5:
 $out"
@@ -164,9 +179,10 @@ for f in $flags; do
 		die "systemd/edgecert.env.example does not document $v (flag -$f)"
 done
 say "edgecert.env.example documents all $(wc -w <<<"$flags") flags of edgecert run"
-shellcheck -x "$repo/packer/provision.sh" "$repo/systemd/user-data.example" \
-	"$repo/scripts/install-deps.sh" "$here"/*.sh || die "shellcheck found problems"
-say "shellcheck clean: provision.sh, user-data.example, install-deps.sh, scripts/appliance/*.sh"
+shellcheck -x "$repo"/packer/*.sh "$repo"/packaging/post* "$repo"/packaging/prerm \
+	"$repo/systemd/user-data.example" "$repo/scripts/install-deps.sh" "$repo/scripts/release.sh" \
+	"$here"/*.sh || die "shellcheck found problems"
+say "shellcheck clean: packer/*.sh, packaging scripts, user-data.example, install-deps.sh, release.sh, scripts/appliance/*.sh"
 
 # --- 4-7: root file system, namespace, rig, container ------------------------
 
@@ -222,22 +238,88 @@ install -m 0600 "$WORK/id_ed25519.pub" "$WORK/authorized_keys"
 printf 'Port %s\nListenAddress 127.0.0.1\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n' \
 	"$SSH_PORT" >"$WORK/sshd.conf"
 ct_boot "$ROOTFS" "/run/netns/$NS" "$WORK/nspawn.log" \
-	--bind-ro="$WORK/sshd.conf:/etc/ssh/sshd_config.d/edgecert-at.conf" \
-	--bind-ro="$WORK/authorized_keys:/root/.ssh/authorized_keys"
+	--bind-ro="$WORK/sshd.conf:/etc/ssh/sshd_config.d/edgecert-at.conf"
 on_exit dump_logs
+# What a build instance carries and the image must not: the builder's key
+# (cloud-init installs Packer's temporary key pair), cloud-init's state and
+# log of the build boot. (The machine-id is the container's own.)
+ct_put "$WORK/authorized_keys" /root/.ssh/authorized_keys 0600
+ct sh -c 'mkdir -p /var/lib/cloud/instances/i-0build && touch /var/lib/cloud/instances/i-0build/boot-finished &&
+	ln -sfn /var/lib/cloud/instances/i-0build /var/lib/cloud/instance &&
+	echo "cloud-init build boot" >/var/log/cloud-init.log'
+MACHINE_ID=$(ct cat /etc/machine-id)
+[ -n "$MACHINE_ID" ] || die "the container has no machine-id to clean"
 wait_for 30 "sshd on 127.0.0.1:$SSH_PORT" ip netns exec "$NS" bash -c "exec 3<>/dev/tcp/127.0.0.1/$SSH_PORT"
 
 # --- 8-9: provisioning with Packer -------------------------------------------
 
-step "provision with Packer: build -only=null.appliance (the AMI's provisioners)"
-if ! ip netns exec "$NS" timeout 300 packer build -color=false -only=null.appliance \
-	-var "binary=$WORK/edgecert" -var "ssh_port=$SSH_PORT" \
-	-var "ssh_private_key_file=$WORK/id_ed25519" "$TEMPLATE" 2>&1 | sed 's/^/    | /' >&3; then
-	die "packer build failed"
+# packer_build LOG VAR=VALUE...: the AMI's build block against the
+# container; its output goes to LOG and, indented, to the terminal.
+packer_build() {
+	local log=$1 args=() kv rc=0
+	shift
+	for kv in "$@"; do args+=(-var "$kv"); done
+	ip netns exec "$NS" timeout 300 packer build -color=false \
+		-var "ssh_port=$SSH_PORT" -var "ssh_private_key_file=$WORK/id_ed25519" -var upgrade=false \
+		"${args[@]}" "$TEMPLATE" >"$log" 2>&1 || rc=$?
+	sed 's/^/    | /' "$log" >&3
+	return "$rc"
+}
+not_installed() {
+	! ct test -e /usr/bin/edgecert && ! ct dpkg-query -W edgecert >/dev/null 2>&1
+}
+# stopped_at LOG TEXT: the build stopped at a provision.sh FAIL line with TEXT.
+stopped_at() {
+	grep -F 'provision: FAIL: ' "$1" | grep -F -- "$2" >/dev/null
+}
+
+step "provision with the arm64 package: the build must stop, nothing installed"
+if packer_build "$WORK/packer-arm64.log" "package=$WORK/dist/edgecert_arm64.deb"; then
+	die "packer build with the arm64 package succeeded on an amd64 host"
 fi
+stopped_at "$WORK/packer-arm64.log" 'is for arm64, this host is amd64' ||
+	die "the build did not stop at provision.sh's package architecture check"
+not_installed || die "edgecert was installed from the arm64 package"
+say "stopped: $(grep -F 'provision: FAIL: ' "$WORK/packer-arm64.log" | head -n 1 | sed 's/.*provision: //')"
+
+step "provision with an amd64 package holding the arm64 binary: the build must stop"
+dpkg-deb -R "$WORK/dist/edgecert_amd64.deb" "$WORK/mixed"
+install -m 0755 "$(ls "$WORK"/dist/edgecert_v*_linux_arm64)" "$WORK/mixed/usr/bin/edgecert"
+dpkg-deb -Znone -b "$WORK/mixed" "$WORK/mixed.deb" >/dev/null
+if packer_build "$WORK/packer-mixed.log" "package=$WORK/mixed.deb"; then
+	die "packer build with an arm64 binary in an amd64 package succeeded"
+fi
+stopped_at "$WORK/packer-mixed.log" 'is a arm64 binary, this host is amd64' ||
+	die "the build did not stop at provision.sh's ELF check"
+not_installed || die "edgecert was installed with an arm64 binary"
+say "stopped: $(grep -F 'provision: FAIL: ' "$WORK/packer-mixed.log" | head -n 1 | sed 's/.*provision: //')"
+
+step "provision with Packer: the AMI's build block (upgrade, package, clean-up) with the null source"
+packer_build "$WORK/packer.log" "package=$WORK/dist/edgecert_amd64.deb" || die "packer build failed"
 [ "$(ct systemctl is-enabled edgecert.service)" = enabled ] || die "edgecert.service is not enabled"
 ! is_active || die "provisioning started edgecert; it must only enable it"
-say "edgecert.service enabled, not started; $(ct /usr/bin/edgecert version)"
+debver=$(dpkg-deb -f "$WORK/dist/edgecert_amd64.deb" Version)
+# shellcheck disable=SC2016 # a dpkg-query format, not shell
+[ "$(ct dpkg-query -W -f '${Version} ${db:Status-Status}' edgecert)" = "$debver installed" ] ||
+	die "package edgecert $debver is not installed: $(ct dpkg-query -W edgecert 2>&1)"
+say "edgecert.service enabled, not started; package $debver installed; $(ct /usr/bin/edgecert version)"
+
+step "the image is clean: no machine-id, no authorized key, no cloud-init state or log"
+[ "$(ct stat -c %s /etc/machine-id)" = 0 ] || die "/etc/machine-id is not empty: $(ct cat /etc/machine-id)"
+if ct test -f /var/lib/dbus/machine-id && ! ct test -L /var/lib/dbus/machine-id; then
+	die "/var/lib/dbus/machine-id is a copy of the build's machine-id"
+fi
+! ct test -e /root/.ssh/authorized_keys || die "/root/.ssh/authorized_keys is still there"
+left=$(ct find /var/lib/cloud -mindepth 1 2>/dev/null | head -n 3)
+[ -z "$left" ] || die "cloud-init state left: $left"
+! ct test -e /var/log/cloud-init.log || die "/var/log/cloud-init.log is still there"
+logs=$(ct find /var/log -path /var/log/journal -prune -o -type f -size +0 -print)
+[ -z "$logs" ] || die "log files not emptied: $logs"
+ct grep -q '^edgecert ' /var/lib/edgecert-image/packages.txt || die "no build record in /var/lib/edgecert-image/packages.txt"
+say "machine-id empty, no authorized_keys, /var/lib/cloud empty, logs empty; record: $(ct cat /var/lib/edgecert-image/upgraded.txt)"
+# The container is not rebooted: give its running systemd its ID back (an
+# instance gets a new one at first boot).
+ct sh -c 'cat >/etc/machine-id' <<<"$MACHINE_ID"
 
 step "systemd-analyze verify --root=<provisioned tree> edgecert.service (any output fails)"
 out=$(cd / && systemd-analyze verify --root="/proc/$CT_LEADER/root" edgecert.service 2>&1) ||
