@@ -273,26 +273,26 @@ stopped_at() {
 	grep -F 'provision: FAIL: ' "$1" | grep -F -- "$2" >/dev/null
 }
 
+# refused NAME PACKAGE TEXT: a build with PACKAGE must stop at a provision.sh
+# FAIL line containing TEXT, with nothing installed.
+refused() {
+	local log=$WORK/packer-$1.log
+	if packer_build "$log" "package=$2"; then
+		die "packer build with $1 succeeded on an amd64 host"
+	fi
+	stopped_at "$log" "$3" || die "the build with $1 did not stop at provision.sh's check ($3)"
+	not_installed || die "edgecert was installed from $1"
+	say "stopped: $(grep -F 'provision: FAIL: ' "$log" | head -n 1 | sed 's/.*provision: //')"
+}
+
 step "provision with the arm64 package: the build must stop, nothing installed"
-if packer_build "$WORK/packer-arm64.log" "package=$WORK/dist/edgecert_arm64.deb"; then
-	die "packer build with the arm64 package succeeded on an amd64 host"
-fi
-stopped_at "$WORK/packer-arm64.log" 'is for arm64, this host is amd64' ||
-	die "the build did not stop at provision.sh's package architecture check"
-not_installed || die "edgecert was installed from the arm64 package"
-say "stopped: $(grep -F 'provision: FAIL: ' "$WORK/packer-arm64.log" | head -n 1 | sed 's/.*provision: //')"
+refused arm64-package "$WORK/dist/edgecert_arm64.deb" 'is for arm64, this host is amd64'
 
 step "provision with an amd64 package holding the arm64 binary: the build must stop"
 dpkg-deb -R "$WORK/dist/edgecert_amd64.deb" "$WORK/mixed"
 install -m 0755 "$(ls "$WORK"/dist/edgecert_v*_linux_arm64)" "$WORK/mixed/usr/bin/edgecert"
 dpkg-deb -Znone -b "$WORK/mixed" "$WORK/mixed.deb" >/dev/null
-if packer_build "$WORK/packer-mixed.log" "package=$WORK/mixed.deb"; then
-	die "packer build with an arm64 binary in an amd64 package succeeded"
-fi
-stopped_at "$WORK/packer-mixed.log" 'is a arm64 binary, this host is amd64' ||
-	die "the build did not stop at provision.sh's ELF check"
-not_installed || die "edgecert was installed with an arm64 binary"
-say "stopped: $(grep -F 'provision: FAIL: ' "$WORK/packer-mixed.log" | head -n 1 | sed 's/.*provision: //')"
+refused mixed-package "$WORK/mixed.deb" 'is a arm64 binary, this host is amd64'
 
 step "provision with Packer: the AMI's build block (upgrade, package, clean-up) with the null source"
 packer_build "$WORK/packer.log" "package=$WORK/dist/edgecert_amd64.deb" || die "packer build failed"
