@@ -70,7 +70,7 @@ func attackScaleFor(long bool) attackScale {
 		return attackScale{lim: lim, conns: 120, idle: 3000, resets: 200000, rssBound: attackRSSBoundLongMiB, steady: 60 * time.Second}
 	}
 	lim := defaultLimits()
-	lim.HeaderTimeout, lim.BodyTimeout, lim.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond, time.Second
+	lim.HeaderTimeout, lim.BodyTimeout, lim.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond, 2*time.Second
 	lim.IdleTimeout, lim.H2PingAfter, lim.H2PingTimeout = time.Second, time.Second, time.Second
 	lim.MaxConns, lim.PerClientConns = 400, 100
 	return attackScale{lim: lim, conns: 8, idle: 150, resets: 5000, rssBound: attackRSSBoundShortMiB, steady: 3 * time.Second}
@@ -405,13 +405,15 @@ func TestAttack(t *testing.T) {
 		}
 		defer c.Close()
 		// Read at a steady rate that takes sc.steady for the body, in
-		// pauses shorter than the write-progress deadline.
+		// pauses far shorter than the write-progress deadline: a write is
+		// only guaranteed WriteTimeout/2, and on a loaded machine a pause
+		// of WriteTimeout/4 plus scheduling delay exceeded that.
 		size := int64(64 << 20)
 		if *attackLong {
 			size = 1 << 30
 		}
 		fmt.Fprintf(c, "GET /data?size=%d HTTP/1.1\r\nHost: a.example.test\r\nConnection: close\r\n\r\n", size)
-		pause := lim.WriteTimeout / 4
+		pause := lim.WriteTimeout / 20
 		chunk := size / int64(sc.steady/pause)
 		var got int64
 		_ = c.SetReadDeadline(time.Now().Add(sc.steady + attackSlack + time.Minute))
