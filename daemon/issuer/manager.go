@@ -313,17 +313,8 @@ func entryNames(e *certstore.Entry) []string {
 	return e.Cert.Leaf.DNSNames
 }
 
-func sameNames(a, b []string) bool {
-	norm := func(s []string) []string {
-		out := make([]string, len(s))
-		for i, v := range s {
-			out[i] = strings.ToLower(strings.TrimSuffix(v, "."))
-		}
-		slices.Sort(out)
-		return slices.Compact(out)
-	}
-	return slices.Equal(norm(a), norm(b))
-}
+// sameNames is the store's one rule for "the same set of names".
+var sameNames = certstore.SameNames
 
 // plan returns the renewal time of the served certificate, computing it
 // (and logging cert.renewal_scheduled) when the certificate or its ARI
