@@ -109,14 +109,15 @@ func (s *scaleRig) wave(t testing.TB) wave {
 func (s *scaleRig) renewAll() { s.shift.Store(int64(400 * 24 * time.Hour)) }
 
 // TestFiftyCertificatesAtOnce is issue 10's target: 50 certificates (apex
-// and wildcard, one zone) obtained at once against Route 53's account limit
+// and wildcard, one zone; 10 under -short) obtained at once against Route 53's account limit
 // are all served in under 60 s, at no more than 2 Route 53 calls per
 // certificate, with nothing left behind.
 func TestFiftyCertificatesAtOnce(t *testing.T) {
+	n := 50
 	if testing.Short() {
-		t.Skip("50 full ACME orders take ~10 s; run without -short (make test)")
+		n = 10 // the same bounds at a fifth of the orders (50 take ~10 s)
 	}
-	s := newScaleRig(t, 50)
+	s := newScaleRig(t, n)
 	w := s.wave(t)
 	t.Log(w)
 	if w.wall >= 60*time.Second {
