@@ -117,6 +117,9 @@ type CA struct {
 	requests atomic.Int64
 	accounts atomic.Int64
 
+	db    *db.MemoryStore
+	apiMu sync.Mutex // held while one of Pebble's ACME handlers runs (serialize.go)
+
 	mu       sync.Mutex       // guards orders, statuses and clients
 	orders   []NewOrder       // every newOrder request, in arrival order
 	statuses map[int]int      // response status code -> count
@@ -196,6 +199,7 @@ func Start(opts Options) (*CA, error) {
 	}
 	c := &CA{
 		pca:        pca,
+		db:         mdb,
 		tlsRootPEM: certs.rootPEM,
 		noARI:      opts.NoARI,
 		ariRetry:   opts.ARIRetryAfter,
@@ -206,7 +210,7 @@ func Start(opts Options) (*CA, error) {
 			Timeout:   time.Minute,
 		},
 	}
-	c.api, err = serveTLS(orDefault(opts.Addr), c.wrap(w.Handler()), certs)
+	c.api, err = serveTLS(orDefault(opts.Addr), c.wrap(c.serialized(w.Handler())), certs)
 	if err != nil {
 		return nil, fmt.Errorf("pebblerig: acme listener: %w", err)
 	}
