@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -158,11 +159,15 @@ func (tg *target) normal() *normalClient {
 	clients := []*http.Client{mk(true), mk(false)}
 	go func() {
 		defer close(nc.done)
+		// Request first, then wait: every row, however short its attack,
+		// sees at least one request (finish waits for it).
 		for i := 0; ; i++ {
-			select {
-			case <-nc.stop:
-				return
-			case <-time.After(20 * time.Millisecond):
+			if i > 0 {
+				select {
+				case <-nc.stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
 			}
 			start := time.Now()
 			resp, err := clients[i%2].Get("https://a.example.test/api")
@@ -383,6 +388,21 @@ func TestAttack(t *testing.T) {
 		for _, c := range conns {
 			c.Close()
 		}
+		// The daemon frees a slot when it reads the close, not when the
+		// client makes it: wait until the attackers' address is served
+		// again (the caps release what leaves), so the row's closing
+		// check from that address is not refused.
+		poll.Until(t, attackSlack, "a request from the attackers' address once their connections closed", func() bool {
+			c, err := tg.dial("127.0.0.1", "http/1.1")
+			if err != nil {
+				return false
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "GET /bench HTTP/1.1\r\nHost: a.example.test\r\nConnection: close\r\n\r\n")
+			line, err := bufio.NewReader(c).ReadString('\n')
+			return err == nil && strings.HasPrefix(line, "HTTP/1.1 200")
+		})
 		return nil // the idle bound itself is TestHTTP2IdleAndPing's and net/http's
 	})
 	run("h2 rapid reset (HEADERS + RST_STREAM loop)", 0, func(t *testing.T) []net.Conn {
