@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -129,6 +128,7 @@ type progressConn struct {
 	key     netip.Addr
 	timeout time.Duration
 
+	head     headWatch    // for watchHeads (headwatch.go)
 	armed    atomic.Int64 // UnixNano of the last progress arming; 0 = not armed
 	explicit atomic.Bool  // a caller-set write deadline is in force
 	closed   atomic.Bool
@@ -150,6 +150,15 @@ func (c *progressConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// Read notes a read that failed at its deadline, for watchHeads.
+func (c *progressConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.head.timedOut.Store(true)
+	}
+	return n, err
+}
+
 func (c *progressConn) SetWriteDeadline(t time.Time) error {
 	c.explicit.Store(!t.IsZero())
 	c.armed.Store(0)
@@ -167,50 +176,4 @@ func (c *progressConn) Close() error {
 		c.l.release(c.key)
 	}
 	return c.Conn.Close()
-}
-
-// logEvery is the least interval between two lines of one rate-limited
-// event (conn.limit_reached per cap, http.write_stalled,
-// http.header_timeout, http.body_timeout).
-const logEvery = 10 * time.Second
-
-// rateLog writes at most one line per key every interval; the line after a
-// quiet spell carries "suppressed", the number of lines dropped since the
-// previous one. Safe for concurrent use.
-type rateLog struct {
-	log      *slog.Logger
-	interval time.Duration
-
-	mu   sync.Mutex // guards keys
-	keys map[string]*rateState
-}
-
-type rateState struct {
-	last       time.Time
-	suppressed int
-}
-
-func newRateLog(log *slog.Logger, interval time.Duration) *rateLog {
-	return &rateLog{log: log, interval: interval, keys: make(map[string]*rateState)}
-}
-
-// warn logs event at warn level with attrs unless key was logged less than
-// interval ago.
-func (r *rateLog) warn(key, event string, attrs ...slog.Attr) {
-	now := time.Now()
-	r.mu.Lock()
-	st := r.keys[key]
-	if st == nil {
-		st = &rateState{}
-		r.keys[key] = st
-	}
-	if !st.last.IsZero() && now.Sub(st.last) < r.interval {
-		st.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	suppressed := st.suppressed
-	st.last, st.suppressed = now, 0
-	r.mu.Unlock()
-	r.log.LogAttrs(context.Background(), slog.LevelWarn, event, append(attrs, slog.Int("suppressed", suppressed))...)
 }

@@ -83,8 +83,9 @@ func newHTTPSServer(h http.Handler, tlsCfg *tls.Config, base context.Context, li
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(log.With("event", "http.error").Handler(), slog.LevelDebug),
 	}
+	watchHeads(srv, lim, rl)
 	err := configureHTTP2(srv, lim, func(remote net.Addr) {
-		rl.warn("http.header_timeout", "http.header_timeout", slog.String("remote", remote.String()), slog.Duration("timeout", lim.HeaderTimeout))
+		rl.info("http.header_timeout", "http.header_timeout", slog.String("remote", remote.String()), slog.Duration("timeout", lim.HeaderTimeout), slog.String("proto", "h2"))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
