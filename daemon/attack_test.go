@@ -358,6 +358,28 @@ func TestAttack(t *testing.T) {
 		time.Sleep(lim.WriteTimeout)
 		return conns
 	})
+	run("h2 stream starved of its window while another moves", 0, func(t *testing.T) []net.Conn {
+		// Per connection: one download whose stream window is never
+		// opened, one read at full speed; the starved one must be reset
+		// within the write-progress bound.
+		const n = 8
+		ends := make([]string, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			h := h2conn(t)
+			wg.Go(func() {
+				defer h.conn.Close()
+				ends[i], _ = starveStream(h, "/data?size=1&unit=gb", "/data?size=64&unit=mb", i%2 == 1, lim.WriteTimeout+attackSlack)
+			})
+		}
+		wg.Wait()
+		for i, end := range ends {
+			if !strings.HasPrefix(end, "rst ") {
+				t.Errorf("starved stream %d ended %q; want a RST_STREAM within %v", i, end, lim.WriteTimeout)
+			}
+		}
+		return nil
+	})
 	// The caps are tested on a daemon whose head and idle bounds outlast
 	// the dialling, so that no connection is freed while the attacker is
 	// still opening them (under -race that takes seconds).

@@ -75,7 +75,7 @@ func (s *tlsSettings) config(reloadable bool) *tls.Config {
 func newHTTPSServer(h http.Handler, tlsCfg *tls.Config, base context.Context, lim Limits, log *slog.Logger) (*http.Server, error) {
 	rl := newRateLog(log, logEvery)
 	srv := &http.Server{
-		Handler:           boundBodies(h, lim.BodyTimeout, rl),
+		Handler:           boundStreams(boundBodies(h, lim.BodyTimeout, rl), lim.WriteTimeout, rl),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: lim.HeaderTimeout,
 		IdleTimeout:       lim.IdleTimeout,
