@@ -28,15 +28,17 @@ const route53Journal = "route53-journal.json"
 // newIssuer wires the ACME manager: the store persists, Route 53 answers
 // DNS-01. now is the issuer's clock for scheduling decisions; nil is
 // time.Now (tests shift it). rec counts ACME and Route 53 requests and
-// order results (nil: nothing is counted).
-func newIssuer(ctx context.Context, cfg *Config, store issuer.Store, log *slog.Logger, now func() time.Time, rec *metrics.Recorder) (*issuer.Manager, error) {
+// order results (nil: nothing is counted). The caller runs the returned
+// solver's cleanup loop (Provider.Run) for as long as the manager is used,
+// and joins it.
+func newIssuer(ctx context.Context, cfg *Config, store issuer.Store, log *slog.Logger, now func() time.Time, rec *metrics.Recorder) (*issuer.Manager, *route53dns.Provider, error) {
 	solver, err := newSolver(ctx, cfg, log, rec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hc, err := acmeHTTPClient(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hc.Transport = rec.Transport(hc.Transport, cfg.ACMEDirectory)
 	ic := cfg.issuerConfig() // the settings, validated at start-up; the wiring below
@@ -44,14 +46,13 @@ func newIssuer(ctx context.Context, cfg *Config, store issuer.Store, log *slog.L
 	ic.Logger, ic.Now, ic.Metrics = log.With("component", "acme"), now, rec
 	m, err := issuer.New(ic)
 	if err != nil {
-		return nil, fmt.Errorf("daemon: %w", err)
+		return nil, nil, fmt.Errorf("daemon: %w", err)
 	}
-	return m, nil
+	return m, solver, nil
 }
 
-// newSolver builds the Route 53 DNS-01 solver and starts its cleanup loop
-// (what an earlier run left, and failed cleanups), which runs until ctx
-// ends.
+// newSolver builds the Route 53 DNS-01 solver. Its cleanup loop (what an
+// earlier run left, and failed cleanups) is the caller's to run.
 func newSolver(ctx context.Context, cfg *Config, log *slog.Logger, rec *metrics.Recorder) (*route53dns.Provider, error) {
 	r53, err := newRoute53(ctx)
 	if err != nil {
@@ -78,7 +79,6 @@ func newSolver(ctx context.Context, cfg *Config, log *slog.Logger, rec *metrics.
 	if err != nil { // an unreadable journal, moved aside: say so and go on
 		log.Error("dns.journal_unreadable", "error", err)
 	}
-	go solver.Run(ctx)
 	return solver, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,10 +77,14 @@ func TestRenewalFaultsKeepServing(t *testing.T) {
 			}
 			defer store.Close()
 			var shift atomic.Int64
-			mgr, err := newIssuer(ctx, cfg, store, log, func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }, nil)
+			mgr, solver, err := newIssuer(ctx, cfg, store, log, func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			var wg sync.WaitGroup
+			defer wg.Wait() // runs after the cancel deferred just below
+			wg.Go(func() { _ = solver.Run(ctx) })
+			defer cancel()
 			if err := mgr.Obtain(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/edgecert/edgecert/certstore/s3store"
 	"github.com/edgecert/edgecert/daemon/issuer"
 	"github.com/edgecert/edgecert/daemon/metrics"
+	"github.com/edgecert/edgecert/daemon/route53dns"
 	"github.com/edgecert/edgecert/routes"
 )
 
@@ -67,8 +68,9 @@ type daemon struct {
 	reg      *prometheus.Registry
 	rec      *metrics.Recorder
 	store    *certstore.Store
-	fleet    *s3store.Store  // nil without -fleet-store
-	mgr      *issuer.Manager // nil without -domains
+	fleet    *s3store.Store       // nil without -fleet-store
+	mgr      *issuer.Manager      // nil without -domains
+	solver   *route53dns.Provider // mgr's DNS-01 solver; its cleanup loop runs in serve
 	handler  http.Handler
 	settings tlsSettings
 	live     *liveness
@@ -150,7 +152,7 @@ func (d *daemon) open(ctx context.Context) error {
 		d.reg.MustRegister(newFleetCollector(d.fleet))
 	}
 	if len(cfg.Domains) > 0 {
-		if d.mgr, err = newIssuer(ctx, cfg, issuerStore(store, d.fleet), d.log, nil, d.rec); err != nil {
+		if d.mgr, d.solver, err = newIssuer(ctx, cfg, issuerStore(store, d.fleet), d.log, nil, d.rec); err != nil {
 			store.Close()
 			return err
 		}
@@ -226,6 +228,9 @@ func (d *daemon) serve(ctx context.Context) error {
 			ops.token, ops.hasTk = sha256.Sum256([]byte(d.cfg.AdminToken)), true
 		}
 		d.start("admin", &http.Server{Handler: adminHandler(d.views, d.readiness, d.reg, ops), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}, d.adminLn, false)
+	}
+	if d.solver != nil {
+		d.wg.Go(func() { _ = d.solver.Run(d.bg) }) // returns nil when bg ends
 	}
 	d.wg.Go(func() {
 		if err := d.store.Watch(d.bg); err != nil && d.bg.Err() == nil {

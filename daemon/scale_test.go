@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,10 +66,13 @@ func newScaleRig(t testing.TB, n int) *scaleRig {
 	}
 	t.Cleanup(func() { store.Close() })
 	shift := new(atomic.Int64)
-	mgr, err := newIssuer(ctx, cfg, store, log, func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }, nil)
+	mgr, solver, err := newIssuer(ctx, cfg, store, log, func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = solver.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	return &scaleRig{r: r, n: n, dir: dir, store: store, obtain: mgr.Obtain, shift: shift}
 }
 
