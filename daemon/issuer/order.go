@@ -50,14 +50,11 @@ func (m *Manager) issue(ctx context.Context, cs *certState, reason string, cur *
 	return e, err
 }
 
+// issueWith runs the order phases with session s: choose what it replaces,
+// create the order, authorize it, finalize it, store the certificate.
 func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reason string, cur *certstore.Entry, f fence) (*certstore.Entry, error) {
 	spec := cs.spec
-	var replaces string
-	if cur != nil && s.dir.RenewalInfo != "" && m.now().Before(cur.Cert.Leaf.NotAfter) {
-		if id, err := CertID(cur.Cert.Leaf); err == nil {
-			replaces = id
-		}
-	}
+	replaces := m.replacesID(s, cur)
 	if replaces == "" {
 		if err := m.guard(cs, f); err != nil {
 			return nil, err
@@ -73,7 +70,43 @@ func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reas
 	if err := m.authorize(ctx, s, spec.Name, order); err != nil {
 		return nil, err
 	}
-	order, err = s.client.WaitOrder(metrics.WithACMEAction(ctx, metrics.ActionOrder), order.URI)
+	iss, err := m.finalize(ctx, s, spec.Domains, order.URI)
+	if err != nil {
+		return nil, err
+	}
+	m.log.Info("cert.issued", "name", spec.Name, "serial", serialHex(iss.leaf),
+		"not_after", iss.leaf.NotAfter.UTC().Format(time.RFC3339), "profile", iss.profile)
+	return m.storeIssued(ctx, spec, f, iss, replaces)
+}
+
+// replacesID is the ARI CertID of cur for the "replaces" field, or "" when
+// there is nothing to replace: no current certificate, a CA without ARI, an
+// expired certificate, or one whose CertID cannot be computed.
+func (m *Manager) replacesID(s *session, cur *certstore.Entry) string {
+	if cur == nil || s.dir.RenewalInfo == "" || !m.now().Before(cur.Cert.Leaf.NotAfter) {
+		return ""
+	}
+	id, err := CertID(cur.Cert.Leaf)
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
+// issuedCert is a certificate the CA issued for a fresh key, checked by
+// checkIssued.
+type issuedCert struct {
+	ders    [][]byte // the chain, leaf first
+	key     crypto.Signer
+	leaf    *x509.Certificate
+	profile string // the order's profile as the CA reports it
+}
+
+// finalize waits for the authorized order at orderURL to be ready, then
+// finalizes it with a CSR for a new key of Config.KeyType and checks the
+// chain the CA returns.
+func (m *Manager) finalize(ctx context.Context, s *session, domains []string, orderURL string) (*issuedCert, error) {
+	order, err := s.client.WaitOrder(metrics.WithACMEAction(ctx, metrics.ActionOrder), orderURL)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: wait for order: %w", err)
 	}
@@ -81,7 +114,7 @@ func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reas
 	if err != nil {
 		return nil, err
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: spec.Domains}, key)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: domains}, key)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: csr: %w", err)
 	}
@@ -89,18 +122,22 @@ func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reas
 	if err != nil {
 		return nil, fmt.Errorf("issuer: finalize: %w", err)
 	}
-	leaf, err := checkIssued(ders, key, spec.Domains)
+	leaf, err := checkIssued(ders, key, domains)
 	if err != nil {
 		return nil, err
 	}
-	m.log.Info("cert.issued", "name", spec.Name, "serial", serialHex(leaf),
-		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "profile", string(order.Profile))
+	return &issuedCert{ders: ders, key: key, leaf: leaf, profile: string(order.Profile)}, nil
+}
 
+// storeIssued publishes iss under spec.Name (under f's lease). The
+// certificate exists now, so it is stored even if ctx ended meanwhile, with
+// a fresh context bounded by storeTimeout.
+func (m *Manager) storeIssued(ctx context.Context, spec CertSpec, f fence, iss *issuedCert, replaces string) (*certstore.Entry, error) {
 	var chainPEM []byte
-	for _, d := range ders {
+	for _, d := range iss.ders {
 		chainPEM = append(chainPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(iss.key)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: encode key: %w", err)
 	}
@@ -113,14 +150,13 @@ func (m *Manager) issueWith(ctx context.Context, s *session, cs *certState, reas
 		ObtainedAt: m.now().UTC(),
 		Source:     "acme",
 	}
-	// The certificate exists now; store it even if ctx ended meanwhile.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	e, err := m.cfg.Store.PublishCert(sctx, f.lease, spec.Name, chainPEM, keyPEM, meta)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: store: %w", err)
 	}
-	m.log.Info("cert.stored", "name", spec.Name, "serial", serialHex(leaf), "version", e.Version)
+	m.log.Info("cert.stored", "name", spec.Name, "serial", serialHex(iss.leaf), "version", e.Version)
 	return e, nil
 }
 
@@ -181,81 +217,129 @@ type challenge struct {
 // and waits for the CA to validate them. Valid authorizations are skipped.
 // Every presented value is cleaned up before it returns, with a fresh
 // bounded context.
-func (m *Manager) authorize(ctx context.Context, s *session, name string, order *acme.Order) (err error) {
+//
+// Every value is presented, waited for and cleaned up concurrently: the
+// solver coalesces the writes of one order (and of concurrent orders) into
+// shared change batches. Every Present may have written, even one that
+// fails, so every value is cleaned up.
+func (m *Manager) authorize(ctx context.Context, s *session, name string, order *acme.Order) error {
+	todo, err := pendingChallenges(ctx, s.client, order.AuthzURLs)
+	if err != nil || len(todo) == 0 {
+		return err
+	}
+	defer m.cleanUpChallenges(ctx, name, todo)
+	if err := m.presentChallenges(ctx, name, todo); err != nil {
+		return err
+	}
+	if err := m.waitChallenges(ctx, todo); err != nil {
+		return err
+	}
+	if err := acceptChallenges(ctx, s.client, todo); err != nil {
+		return err
+	}
+	return m.waitValidated(ctx, s.client, name, todo)
+}
+
+// pendingChallenges fetches the authorizations at urls and returns the
+// DNS-01 challenge of each pending one; valid ones are skipped, any other
+// status is an error.
+func pendingChallenges(ctx context.Context, cl *acme.Client, urls []string) ([]challenge, error) {
 	var todo []challenge
-	for _, u := range order.AuthzURLs {
-		z, err := s.client.GetAuthorization(metrics.WithACMEAction(ctx, metrics.ActionAuthorization), u)
+	for _, u := range urls {
+		z, err := cl.GetAuthorization(metrics.WithACMEAction(ctx, metrics.ActionAuthorization), u)
 		if err != nil {
-			return fmt.Errorf("issuer: get authorization: %w", err)
+			return nil, fmt.Errorf("issuer: get authorization: %w", err)
 		}
 		switch z.Status {
 		case acme.StatusValid:
 			continue
 		case acme.StatusPending:
 		default:
-			return fmt.Errorf("issuer: authorization for %s is %s", z.Identifier.Value, z.Status)
+			return nil, fmt.Errorf("issuer: authorization for %s is %s", z.Identifier.Value, z.Status)
 		}
-		var ch *acme.Challenge
-		for _, c := range z.Challenges {
-			if c.Type == "dns-01" {
-				ch = c
-				break
-			}
-		}
-		if ch == nil {
-			return fmt.Errorf("issuer: the CA offers no dns-01 challenge for %s", z.Identifier.Value)
-		}
-		v, err := s.client.DNS01ChallengeRecord(ch.Token)
+		c, err := dns01Challenge(cl, u, z)
 		if err != nil {
-			return fmt.Errorf("issuer: dns-01 record: %w", err)
+			return nil, err
 		}
-		todo = append(todo, challenge{authzURL: u, chal: ch, domain: strings.TrimPrefix(z.Identifier.Value, "*."), ident: authzIdent(z), value: v})
+		todo = append(todo, c)
 	}
-	if len(todo) == 0 {
-		return nil
-	}
+	return todo, nil
+}
 
-	// Every value is presented, waited for and cleaned up concurrently: the
-	// solver coalesces the writes of one order (and of concurrent orders)
-	// into shared change batches. Every Present may have written, even one
-	// that fails, so every value is cleaned up, with a fresh bounded context.
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		_ = forAll(todo, func(c challenge) error {
-			if cerr := m.cfg.Solver.CleanUp(cctx, c.domain, c.value); cerr != nil {
-				m.log.Warn("dns.cleanup_failed", "name", name, "domain", c.ident, "error", cerr)
-			}
-			return nil
-		})
-	}()
-	if err := forAll(todo, func(c challenge) error {
+// dns01Challenge is the DNS-01 challenge of the pending authorization z at
+// url, with the TXT value to present for it.
+func dns01Challenge(cl *acme.Client, url string, z *acme.Authorization) (challenge, error) {
+	var ch *acme.Challenge
+	for _, c := range z.Challenges {
+		if c.Type == "dns-01" {
+			ch = c
+			break
+		}
+	}
+	if ch == nil {
+		return challenge{}, fmt.Errorf("issuer: the CA offers no dns-01 challenge for %s", z.Identifier.Value)
+	}
+	v, err := cl.DNS01ChallengeRecord(ch.Token)
+	if err != nil {
+		return challenge{}, fmt.Errorf("issuer: dns-01 record: %w", err)
+	}
+	return challenge{authzURL: url, chal: ch, domain: strings.TrimPrefix(z.Identifier.Value, "*."), ident: authzIdent(z), value: v}, nil
+}
+
+// presentChallenges publishes every value through the solver, concurrently.
+func (m *Manager) presentChallenges(ctx context.Context, name string, todo []challenge) error {
+	return forAll(todo, func(c challenge) error {
 		if err := m.cfg.Solver.Present(ctx, c.domain, c.value); err != nil {
 			return fmt.Errorf("issuer: dns-01 present %s: %w", c.domain, err)
 		}
 		m.log.Info("dns.challenge_present", "name", name, "domain", c.ident)
 		return nil
-	}); err != nil {
-		return err
-	}
-	if err := forAll(todo, func(c challenge) error {
+	})
+}
+
+// waitChallenges waits, concurrently, until the solver sees every value
+// served.
+func (m *Manager) waitChallenges(ctx context.Context, todo []challenge) error {
+	return forAll(todo, func(c challenge) error {
 		if err := m.cfg.Solver.Wait(ctx, c.domain, c.value); err != nil {
 			return fmt.Errorf("issuer: dns-01 wait %s: %w", c.domain, err)
 		}
 		return nil
-	}); err != nil {
-		return err
-	}
+	})
+}
+
+// acceptChallenges tells the CA, one challenge after the other, that every
+// value is in place.
+func acceptChallenges(ctx context.Context, cl *acme.Client, todo []challenge) error {
 	for _, c := range todo {
-		if _, err := s.client.Accept(metrics.WithACMEAction(ctx, metrics.ActionChallenge), c.chal); err != nil {
+		if _, err := cl.Accept(metrics.WithACMEAction(ctx, metrics.ActionChallenge), c.chal); err != nil {
 			return fmt.Errorf("issuer: accept challenge for %s: %w", c.domain, err)
 		}
 	}
+	return nil
+}
+
+// waitValidated waits, concurrently, for the CA to validate every
+// authorization.
+func (m *Manager) waitValidated(ctx context.Context, cl *acme.Client, name string, todo []challenge) error {
 	return forAll(todo, func(c challenge) error {
-		if err := waitAuthorization(ctx, s.client, c.authzURL); err != nil {
+		if err := waitAuthorization(ctx, cl, c.authzURL); err != nil {
 			return fmt.Errorf("issuer: validation of %s: %w", c.domain, err)
 		}
 		m.log.Info("acme.challenge_validated", "name", name, "domain", c.ident)
+		return nil
+	})
+}
+
+// cleanUpChallenges removes every value, concurrently, with a fresh context
+// bounded by cleanupTimeout (ctx may have ended); failures are logged.
+func (m *Manager) cleanUpChallenges(ctx context.Context, name string, todo []challenge) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_ = forAll(todo, func(c challenge) error {
+		if cerr := m.cfg.Solver.CleanUp(cctx, c.domain, c.value); cerr != nil {
+			m.log.Warn("dns.cleanup_failed", "name", name, "domain", c.ident, "error", cerr)
+		}
 		return nil
 	})
 }
