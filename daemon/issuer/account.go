@@ -127,26 +127,16 @@ func (m *Manager) dropSession(ctx context.Context, s *session) {
 	}
 }
 
+// newSession builds the account session: check the directory against the
+// Config, load or create the account key, then reuse the stored account
+// URL for that key and directory or register (and remember) the account.
 func (m *Manager) newSession(ctx context.Context) (*session, error) {
 	dir, err := m.directory(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if dir.Meta.ExternalAccountRequired && m.eab == nil {
-		return nil, &FieldError{Field: "EABKID", Msg: strings.TrimPrefix(ErrEABRequired.Error(), "issuer: "), Err: ErrEABRequired}
-	}
-	if dir.Meta.TermsOfService != "" && !m.cfg.AcceptTOS {
-		return nil, &FieldError{Field: "AcceptTOS", Msg: "the CA requires agreeing to its terms of service (" + dir.Meta.TermsOfService + "): set Config.AcceptTOS", Err: ErrTOSNotAccepted}
-	}
-	if p := m.cfg.Profile; p != "" {
-		if _, ok := dir.Meta.Profiles[p]; !ok {
-			offered := make([]string, 0, len(dir.Meta.Profiles))
-			for name := range dir.Meta.Profiles {
-				offered = append(offered, name)
-			}
-			slices.Sort(offered)
-			return nil, fieldErr("Profile", "Config.Profile %q is not offered by the CA (offered: %s)", p, strings.Join(offered, ", "))
-		}
+	if err := m.checkDirectory(dir); err != nil {
+		return nil, err
 	}
 	key, err := m.accountKey(ctx)
 	if err != nil {
@@ -168,6 +158,41 @@ func (m *Manager) newSession(ctx context.Context) (*session, error) {
 		m.log.Info("acme.account", "status", "reused", "account", info.Account)
 		return &session{client: cl, key: key, kid: info.Account, dir: dir}, nil
 	}
+	kid, err := m.register(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	m.saveAccountInfo(ctx, kid, thumb)
+	return &session{client: cl, key: key, kid: kid, dir: dir}, nil
+}
+
+// checkDirectory refuses a CA whose directory asks for what the Config does
+// not give: an EAB key, agreement to its terms, or the Config.Profile. The
+// errors are *FieldError naming the Config field.
+func (m *Manager) checkDirectory(dir *directory) error {
+	if dir.Meta.ExternalAccountRequired && m.eab == nil {
+		return &FieldError{Field: "EABKID", Msg: strings.TrimPrefix(ErrEABRequired.Error(), "issuer: "), Err: ErrEABRequired}
+	}
+	if dir.Meta.TermsOfService != "" && !m.cfg.AcceptTOS {
+		return &FieldError{Field: "AcceptTOS", Msg: "the CA requires agreeing to its terms of service (" + dir.Meta.TermsOfService + "): set Config.AcceptTOS", Err: ErrTOSNotAccepted}
+	}
+	if p := m.cfg.Profile; p != "" {
+		if _, ok := dir.Meta.Profiles[p]; !ok {
+			offered := make([]string, 0, len(dir.Meta.Profiles))
+			for name := range dir.Meta.Profiles {
+				offered = append(offered, name)
+			}
+			slices.Sort(offered)
+			return fieldErr("Profile", "Config.Profile %q is not offered by the CA (offered: %s)", p, strings.Join(offered, ", "))
+		}
+	}
+	return nil
+}
+
+// register registers the account of cl's key (with the Config's contact
+// and EAB), or finds it already registered, and returns its URL; cl.KID is
+// set to it.
+func (m *Manager) register(ctx context.Context, cl *acme.Client) (string, error) {
 	acct := &acme.Account{}
 	if m.cfg.Email != "" {
 		acct.Contact = []string{"mailto:" + m.cfg.Email}
@@ -176,27 +201,32 @@ func (m *Manager) newSession(ctx context.Context) (*session, error) {
 		acct.ExternalAccountBinding = &acme.ExternalAccountBinding{KID: m.cfg.EABKID, Key: m.eab}
 	}
 	status := "registered"
-	_, err = cl.Register(metrics.WithACMEAction(ctx, metrics.ActionNewAccount), acct, func(string) bool { return m.cfg.AcceptTOS })
+	_, err := cl.Register(metrics.WithACMEAction(ctx, metrics.ActionNewAccount), acct, func(string) bool { return m.cfg.AcceptTOS })
 	if errors.Is(err, acme.ErrAccountAlreadyExists) {
 		status, err = "reused", nil
 	}
 	if err != nil {
-		return nil, m.registrationError(err)
+		return "", m.registrationError(err)
 	}
 	kid := string(cl.KID)
 	if kid == "" {
-		return nil, errors.New("issuer: register account: the CA returned no account URL")
+		return "", errors.New("issuer: register account: the CA returned no account URL")
 	}
 	m.log.Info("acme.account", "status", status, "account", kid)
+	return kid, nil
+}
+
+// saveAccountInfo stores the account URL kid of the key with thumbprint
+// thumb at this directory. A failure is logged, not returned: the next
+// start registers again and gets the same account.
+func (m *Manager) saveAccountInfo(ctx context.Context, kid, thumb string) {
 	info, err := json.Marshal(accountInfo{Directory: m.cfg.DirectoryURL, Account: kid, Thumbprint: thumb})
 	if err == nil {
 		err = m.cfg.Store.Put(ctx, cacheAccountInfo, info)
 	}
 	if err != nil {
-		// Not fatal: the next start registers again and gets the same account.
 		m.log.Warn("acme.account_save_failed", "error", err)
 	}
-	return &session{client: cl, key: key, kid: kid, dir: dir}, nil
 }
 
 func (m *Manager) loadAccountInfo(ctx context.Context) (accountInfo, bool) {
