@@ -43,6 +43,40 @@ import (
 // so the rest of the flow is the same as for AuthorizeOrder. Error answers
 // are *acme.Error.
 func (s *session) newOrderReplaces(ctx context.Context, hc *http.Client, domains []string, profile, replaces string) (*acme.Order, error) {
+	payload, err := newOrderPayload(domains, profile, replaces)
+	if err != nil {
+		return nil, err
+	}
+	var nonce string
+	for attempt := 0; ; attempt++ {
+		if nonce == "" {
+			if nonce, err = fetchNonce(ctx, hc, s.dir.NewNonce); err != nil {
+				return nil, fmt.Errorf("newNonce: %w", err)
+			}
+		}
+		var loc string
+		loc, nonce, err = s.postNewOrder(ctx, hc, nonce, payload)
+		if err == nil {
+			return s.client.GetOrder(ctx, loc)
+		}
+		if !isProblem(err, ":badNonce") {
+			return nil, err
+		}
+		delay, retry := badNonceRetry(attempt + 1)
+		if !retry {
+			return nil, err
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// newOrderPayload is the JSON newOrder request for domains, with the
+// profile (omitted when empty) and the ARI "replaces" CertID.
+func newOrderPayload(domains []string, profile, replaces string) ([]byte, error) {
 	type ident struct {
 		Type  string `json:"type"`
 		Value string `json:"value"`
@@ -55,55 +89,36 @@ func (s *session) newOrderReplaces(ctx context.Context, hc *http.Client, domains
 	for _, d := range domains {
 		req.Identifiers = append(req.Identifiers, ident{"dns", d})
 	}
-	payload, err := json.Marshal(req)
+	return json.Marshal(req)
+}
+
+// postNewOrder POSTs payload to newOrder, signed with nonce, and returns the
+// created order's URL and the answer's Replay-Nonce (also on error, for the
+// next attempt). An error answer is an *acme.Error.
+func (s *session) postNewOrder(ctx context.Context, hc *http.Client, nonce string, payload []byte) (loc, next string, err error) {
+	body, err := signJWS(s.key, s.kid, nonce, s.dir.NewOrder, payload)
 	if err != nil {
-		return nil, err
+		return "", "", err
 	}
-	var nonce string
-	for attempt := 0; ; attempt++ {
-		if nonce == "" {
-			if nonce, err = fetchNonce(ctx, hc, s.dir.NewNonce); err != nil {
-				return nil, fmt.Errorf("newNonce: %w", err)
-			}
-		}
-		body, err := signJWS(s.key, s.kid, nonce, s.dir.NewOrder, payload)
-		if err != nil {
-			return nil, err
-		}
-		hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, s.dir.NewOrder, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		hreq.Header.Set("Content-Type", "application/jose+json")
-		hreq.Header.Set("User-Agent", userAgent)
-		res, err := hc.Do(hreq)
-		if err != nil {
-			return nil, err
-		}
-		nonce = res.Header.Get("Replay-Nonce")
-		if res.StatusCode == http.StatusCreated {
-			loc := res.Header.Get("Location")
-			res.Body.Close()
-			if loc == "" {
-				return nil, errors.New("newOrder: no Location in the answer")
-			}
-			return s.client.GetOrder(ctx, loc)
-		}
-		perr := problemError(res)
-		res.Body.Close()
-		if !isProblem(perr, ":badNonce") {
-			return nil, perr
-		}
-		delay, retry := badNonceRetry(attempt + 1)
-		if !retry {
-			return nil, perr
-		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, s.dir.NewOrder, bytes.NewReader(body))
+	if err != nil {
+		return "", "", err
 	}
+	hreq.Header.Set("Content-Type", "application/jose+json")
+	hreq.Header.Set("User-Agent", userAgent)
+	res, err := hc.Do(hreq)
+	if err != nil {
+		return "", "", err
+	}
+	defer res.Body.Close()
+	next = res.Header.Get("Replay-Nonce")
+	if res.StatusCode != http.StatusCreated {
+		return "", next, problemError(res)
+	}
+	if loc = res.Header.Get("Location"); loc == "" {
+		return "", next, errors.New("newOrder: no Location in the answer")
+	}
+	return loc, next, nil
 }
 
 func fetchNonce(ctx context.Context, hc *http.Client, url string) (string, error) {
