@@ -30,126 +30,168 @@ func (s *Store) Watch(ctx context.Context) error {
 			s.log.Warn("store.watch_error", slog.Any("error", err))
 		}
 	}()
-
-	// watched holds the directories with a live watch; missing those
-	// wanted that could not be watched (they do not exist, or not yet).
-	// A watched directory that is deleted loses its watch with it (inotify
-	// drops it), so a Remove or Rename of the directory itself moves it from
-	// watched back to wanted; a missing one is retried every missingRetry
-	// until it exists, so a deleted and recreated directory is watched and
-	// reloaded again within about missingRetry + Debounce.
-	watched := make(map[string]bool)
-	missing := make(map[string]bool)
-	retry := time.NewTimer(missingRetry)
-	retry.Stop()
-	defer retry.Stop()
-	// add watches d and reports whether it could; the first failure for a
-	// directory is logged, repeats are not.
-	add := func(d string) bool {
-		if err := w.Add(d); err != nil {
-			if !missing[d] {
-				s.log.Warn("store.watch_error", slog.String("path", d), slog.Any("error", err), slog.Bool("retrying", true))
-			}
-			missing[d] = true
-			return false
-		}
-		if missing[d] {
-			s.log.Info("store.watch_restored", slog.String("path", d))
-		}
-		delete(missing, d)
-		watched[d] = true
-		return true
+	wt := &watcher{
+		s:        s,
+		w:        w,
+		watched:  make(map[string]bool),
+		missing:  make(map[string]bool),
+		retry:    stoppedTimer(missingRetry),
+		debounce: stoppedTimer(s.debounce),
 	}
-	// refresh updates the watch list, then reloads: a change made after a
-	// directory is watched produces an event, one made before is seen by the
-	// reload.
-	refresh := func() {
-		want := s.watchDirs()
-		for d := range want {
-			if !watched[d] {
-				add(d)
-			}
-		}
-		for d := range watched {
-			if want[d] {
-				continue
-			}
-			delete(watched, d)
-			// Watches on deleted directories are already gone; an error
-			// here only means that.
-			if err := w.Remove(d); err != nil {
-				s.log.Debug("store.watch_remove", slog.String("path", d), slog.Any("error", err))
-			}
-		}
-		for d := range missing {
-			if !want[d] {
-				delete(missing, d)
-			}
-		}
-		if len(missing) > 0 {
-			retry.Reset(missingRetry)
-		}
-		s.reloadForWatch(ctx)
-	}
-	refresh()
+	defer wt.retry.Stop()
+	wt.refresh(ctx)
+	return wt.loop(ctx)
+}
 
+// watcher is the state of one fsnotify Watch; only the goroutine running
+// that Watch uses it.
+//
+// watched holds the directories with a live watch; missing those wanted
+// that could not be watched (they do not exist, or not yet). A watched
+// directory that is deleted loses its watch with it (inotify drops it), so
+// a Remove or Rename of the directory itself moves it from watched back to
+// wanted; a missing one is retried every missingRetry until it exists, so a
+// deleted and recreated directory is watched and reloaded again within
+// about missingRetry + Debounce.
+type watcher struct {
+	s        *Store
+	w        *fsnotify.Watcher
+	watched  map[string]bool
+	missing  map[string]bool
+	retry    *time.Timer // runs while missing is not empty
+	debounce *time.Timer // runs while pending
+	pending  bool        // a reload is scheduled on debounce
+}
+
+// stoppedTimer is a timer of d that has not been started.
+func stoppedTimer(d time.Duration) *time.Timer {
+	t := time.NewTimer(d)
+	t.Stop()
+	return t
+}
+
+// loop serves events, timers and kicks until ctx is done or the store is
+// closed (nil), or fsnotify closes a channel (then it falls back to poll).
+func (wt *watcher) loop(ctx context.Context) error {
+	s := wt.s
 	rescan := time.NewTicker(s.rescanEvery)
 	defer rescan.Stop()
-	debounce := time.NewTimer(s.debounce)
-	debounce.Stop()
-	pending := false
-	schedule := func() {
-		if !pending {
-			pending = true
-			debounce.Reset(s.debounce)
-		}
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.closed:
 			return nil
-		case ev, ok := <-w.Events:
+		case ev, ok := <-wt.w.Events:
 			if !ok {
 				s.log.Error("store.watch_error", slog.String("error", "fsnotify event channel closed"), slog.Bool("fallback", true))
 				return s.poll(ctx)
 			}
-			if ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 && watched[ev.Name] {
-				// The directory itself went: its watch is gone (or points
-				// at an inode elsewhere); the refresh watches it again.
-				delete(watched, ev.Name)
-				_ = w.Remove(ev.Name)
-			}
-			schedule()
-		case <-retry.C:
-			added := false
-			for d := range missing {
-				added = add(d) || added
-			}
-			if added {
-				schedule()
-			}
-			if len(missing) > 0 {
-				retry.Reset(missingRetry)
-			}
-		case err, ok := <-w.Errors:
+			wt.event(ev)
+		case <-wt.retry.C:
+			wt.retryMissing()
+		case err, ok := <-wt.w.Errors:
 			if !ok {
 				s.log.Error("store.watch_error", slog.String("error", "fsnotify error channel closed"), slog.Bool("fallback", true))
 				return s.poll(ctx)
 			}
 			// Includes queue overflows: events were lost, so rescan.
 			s.log.Warn("store.watch_error", slog.Any("error", err))
-			schedule()
+			wt.schedule()
 		case <-s.kick:
-			refresh()
-		case <-debounce.C:
-			pending = false
-			refresh()
+			wt.refresh(ctx)
+		case <-wt.debounce.C:
+			wt.pending = false
+			wt.refresh(ctx)
 		case <-rescan.C:
-			refresh()
+			wt.refresh(ctx)
 		}
 	}
+}
+
+// schedule arranges one reload after Debounce, unless one is pending
+// already (events do not postpone it).
+func (wt *watcher) schedule() {
+	if !wt.pending {
+		wt.pending = true
+		wt.debounce.Reset(wt.s.debounce)
+	}
+}
+
+// event schedules a reload for ev. When ev is the Remove or Rename of a
+// watched directory itself, its watch is gone (or points at an inode
+// elsewhere): it is forgotten, and the refresh watches it again.
+func (wt *watcher) event(ev fsnotify.Event) {
+	if ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 && wt.watched[ev.Name] {
+		delete(wt.watched, ev.Name)
+		_ = wt.w.Remove(ev.Name)
+	}
+	wt.schedule()
+}
+
+// add watches d and reports whether it could; the first failure for a
+// directory is logged, repeats are not.
+func (wt *watcher) add(d string) bool {
+	if err := wt.w.Add(d); err != nil {
+		if !wt.missing[d] {
+			wt.s.log.Warn("store.watch_error", slog.String("path", d), slog.Any("error", err), slog.Bool("retrying", true))
+		}
+		wt.missing[d] = true
+		return false
+	}
+	if wt.missing[d] {
+		wt.s.log.Info("store.watch_restored", slog.String("path", d))
+	}
+	delete(wt.missing, d)
+	wt.watched[d] = true
+	return true
+}
+
+// retryMissing tries to watch every missing directory again; one that
+// could be watched schedules a reload.
+func (wt *watcher) retryMissing() {
+	added := false
+	for d := range wt.missing {
+		added = wt.add(d) || added
+	}
+	if added {
+		wt.schedule()
+	}
+	if len(wt.missing) > 0 {
+		wt.retry.Reset(missingRetry)
+	}
+}
+
+// refresh updates the watch list, then reloads: a change made after a
+// directory is watched produces an event, one made before is seen by the
+// reload.
+func (wt *watcher) refresh(ctx context.Context) {
+	want := wt.s.watchDirs()
+	for d := range want {
+		if !wt.watched[d] {
+			wt.add(d)
+		}
+	}
+	for d := range wt.watched {
+		if want[d] {
+			continue
+		}
+		delete(wt.watched, d)
+		// Watches on deleted directories are already gone; an error
+		// here only means that.
+		if err := wt.w.Remove(d); err != nil {
+			wt.s.log.Debug("store.watch_remove", slog.String("path", d), slog.Any("error", err))
+		}
+	}
+	for d := range wt.missing {
+		if !want[d] {
+			delete(wt.missing, d)
+		}
+	}
+	if len(wt.missing) > 0 {
+		wt.retry.Reset(missingRetry)
+	}
+	wt.s.reloadForWatch(ctx)
 }
 
 // missingRetry is how often Watch retries watching a wanted directory that
