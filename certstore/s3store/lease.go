@@ -159,10 +159,17 @@ func (s *Store) tryLock(ctx context.Context, name string, first bool, seenGen *u
 	if err != nil {
 		return nil, "", err
 	}
+	return s.granted(ctx, name, body, newETag, kind, o, cur), "", nil
+}
 
+// granted finishes taking the lease of name, written as body with ETag
+// etag (kind "acquired" or "takeover" of prev, the stale lease object o):
+// it installs the shared pointer if a peer published since, starts the
+// renewal goroutine, records the status and logs fleet.lease_acquired.
+func (s *Store) granted(ctx context.Context, name string, body leaseBody, etag, kind string, o *object, prev *leaseBody) *certstore.Lease {
 	// Re-read the pointer now that we hold the lease: a peer may have
 	// published since; install it before the caller decides to order.
-	ptr, _, err = s.readPointer(ctx, name)
+	ptr, _, err := s.readPointer(ctx, name)
 	if err != nil && !errors.Is(err, errNotFound) {
 		s.storeError("lock", name, err)
 	} else if ptr != nil {
@@ -173,7 +180,7 @@ func (s *Store) tryLock(ctx context.Context, name string, first bool, seenGen *u
 		hist = ptr.History
 	}
 
-	h := &heldLease{s: s, name: name, body: body, etag: newETag, renewed: time.Now()}
+	h := &heldLease{s: s, name: name, body: body, etag: etag, renewed: time.Now()}
 	l := certstore.NewLease(certstore.LeaseInfo{Name: name, Generation: body.Generation, Holder: s.instance, Shared: true, History: hist}, h.release)
 	h.lease = l
 	h.stop, h.done = make(chan struct{}), make(chan struct{})
@@ -185,11 +192,11 @@ func (s *Store) tryLock(ctx context.Context, name string, first bool, seenGen *u
 	s.mu.Unlock()
 	s.event(name, kind)
 	attrs := []any{"name", name, "generation", body.Generation, "instance", s.instance}
-	if cur != nil {
-		attrs = append(attrs, "previous_holder", cur.Holder, "stale_for", (o.age - s.ttl).Round(time.Second).String())
+	if prev != nil {
+		attrs = append(attrs, "previous_holder", prev.Holder, "stale_for", (o.age - s.ttl).Round(time.Second).String())
 	}
 	s.log.Info("fleet.lease_acquired", attrs...)
-	return l, "", nil
+	return l
 }
 
 // sawHolder records the lease holder seen while waiting.
