@@ -168,42 +168,17 @@ func (s *Store) share(ctx context.Context, lease *certstore.Lease, name, serial 
 	if err != nil {
 		return err
 	}
-	if _, err := s.put(ctx, key, body, true, ""); err != nil {
-		if !errors.Is(err, errConditionFailed) {
-			return err
-		}
-		// Written before (a lost response, retried)? Then it is ours.
-		o, rerr := s.get(ctx, key)
-		if rerr != nil || string(o.body) != string(body) {
-			return fmt.Errorf("version %s exists with other content: %w", key, err)
-		}
+	if err := s.writeVersion(ctx, key, body); err != nil {
+		return err
 	}
 	if lease != nil {
 		if err := lease.Err(); err != nil {
 			return err
 		}
 	}
-	p := pointer{Generation: meta.Generation, Serial: serial, Bundle: key, NotAfter: notAfter, Instance: s.instance}
-	if old != nil {
-		for _, h := range old.History {
-			if s.now().Sub(h.IssuedAt) < historyWindow {
-				p.History = append(p.History, h)
-			}
-		}
-	}
-	p.History = append(p.History, certstore.Issuance{Serial: serial, Names: meta.Names, IssuedAt: s.now().UTC(), ARI: meta.Replaces != ""})
-	pb, err := json.Marshal(p)
-	if err != nil {
+	p := s.nextPointer(old, key, serial, notAfter, meta)
+	if err := s.advancePointer(ctx, name, p, etag); err != nil {
 		return err
-	}
-	if _, err := s.put(ctx, s.pointerKey(name), pb, etag == "", etag); err != nil {
-		if !errors.Is(err, errConditionFailed) {
-			return err
-		}
-		now, _, rerr := s.readPointer(ctx, name)
-		if rerr != nil || now.Generation != p.Generation || now.Serial != p.Serial {
-			return fmt.Errorf("%w: the pointer moved meanwhile: %w", ErrStaleGeneration, err)
-		}
 	}
 	s.mu.Lock()
 	st := s.status(name)
@@ -213,5 +188,59 @@ func (s *Store) share(ctx context.Context, lease *certstore.Lease, name, serial 
 	s.event(name, "published")
 	s.log.Info("fleet.cert_published", "name", name, "serial", serial, "generation", p.Generation,
 		"instance", s.instance, "not_after", notAfter.UTC().Format(time.RFC3339), "fenced", lease != nil)
+	return nil
+}
+
+// writeVersion creates the version object key with body (If-None-Match).
+// One that exists with the same body was ours (a lost response, retried).
+func (s *Store) writeVersion(ctx context.Context, key string, body []byte) error {
+	_, err := s.put(ctx, key, body, true, "")
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, errConditionFailed) {
+		return err
+	}
+	o, rerr := s.get(ctx, key)
+	if rerr != nil || string(o.body) != string(body) {
+		return fmt.Errorf("version %s exists with other content: %w", key, err)
+	}
+	return nil
+}
+
+// nextPointer is the pointer to the version at key that follows old (nil
+// if none): old's history within historyWindow plus this issuance.
+func (s *Store) nextPointer(old *pointer, key, serial string, notAfter time.Time, meta certstore.Meta) pointer {
+	p := pointer{Generation: meta.Generation, Serial: serial, Bundle: key, NotAfter: notAfter, Instance: s.instance}
+	if old != nil {
+		for _, h := range old.History {
+			if s.now().Sub(h.IssuedAt) < historyWindow {
+				p.History = append(p.History, h)
+			}
+		}
+	}
+	p.History = append(p.History, certstore.Issuance{Serial: serial, Names: meta.Names, IssuedAt: s.now().UTC(), ARI: meta.Replaces != ""})
+	return p
+}
+
+// advancePointer writes p as the pointer of name, created when etag is ""
+// and otherwise replaced with If-Match: etag. A refused condition is
+// ErrStaleGeneration unless the pointer reads back as p (a lost response).
+func (s *Store) advancePointer(ctx context.Context, name string, p pointer, etag string) error {
+	pb, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	_, err = s.put(ctx, s.pointerKey(name), pb, etag == "", etag)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, errConditionFailed) {
+		return err
+	}
+	now, _, rerr := s.readPointer(ctx, name)
+	if rerr != nil || now.Generation != p.Generation || now.Serial != p.Serial {
+		return fmt.Errorf("%w: the pointer moved meanwhile: %w", ErrStaleGeneration, err)
+	}
 	return nil
 }
