@@ -127,9 +127,7 @@ func (f *Server) Client() *s3.Client {
 func (f *Server) ConflictNext(method, keySuffix string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.conflicts = append(f.conflicts, func(r *http.Request) bool {
-		return r.Method == method && strings.HasSuffix(r.URL.Path, keySuffix)
-	})
+	f.conflicts = append(f.conflicts, requestTo(method, keySuffix))
 }
 
 // DropNext makes the next request matching method and a key with suffix
@@ -137,9 +135,7 @@ func (f *Server) ConflictNext(method, keySuffix string) {
 func (f *Server) DropNext(method, keySuffix string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.drops = append(f.drops, func(r *http.Request) bool {
-		return r.Method == method && strings.HasSuffix(r.URL.Path, keySuffix)
-	})
+	f.drops = append(f.drops, requestTo(method, keySuffix))
 }
 
 // Requests returns how many requests with method reached a key ending in
@@ -166,28 +162,18 @@ func (f *Server) ETag(key string) string {
 	return `"` + fmt.Sprintf("%x", obj.Hash) + `"`
 }
 
+// ServeHTTP counts the request, then answers it by the injected faults
+// (Hang, a pending ConflictNext, Down, AWS's If-Match rules, a pending
+// DropNext) or else by gofakes3. Mutating requests are served one at a
+// time, as S3 serialises writes to a key.
 func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Date", f.Clock.Now().UTC().Format(http.TimeFormat))
 	_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	mutating := r.Method == http.MethodPut || r.Method == http.MethodDelete
 	f.mu.Lock()
 	f.reqs[r.Method+" "+key]++
-	drop := false
-	for i, match := range f.drops {
-		if match(r) {
-			drop = true
-			f.drops = append(f.drops[:i], f.drops[i+1:]...)
-			break
-		}
-	}
-	conflict := false
-	for i, match := range f.conflicts {
-		if match(r) {
-			conflict = true
-			f.conflicts = append(f.conflicts[:i], f.conflicts[i+1:]...)
-			break
-		}
-	}
+	drop := takeMatch(&f.drops, r)
+	conflict := takeMatch(&f.conflicts, r)
 	if !mutating {
 		f.mu.Unlock()
 	} else {
@@ -205,28 +191,65 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s3Error(w, r, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
 		return
 	}
-	if im := r.Header.Get("If-Match"); im != "" && mutating && key != "" && f.AWS.Load() {
-		cur := f.ETag(key)
-		switch {
-		case cur == "":
-			s3Error(w, r, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
-			return
-		case r.Method == http.MethodDelete && im != "*" && im != cur:
-			s3Error(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
-			return
-		}
+	if mutating && key != "" && f.AWS.Load() && f.refuseIfMatch(w, r, key) {
+		return
 	}
 	if drop {
-		f.inner.ServeHTTP(httptest.NewRecorder(), r)
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
+		f.serveAndDrop(w, r)
+		return
 	}
 	f.inner.ServeHTTP(w, r)
+}
+
+// requestTo matches requests with method to a key ending in keySuffix.
+func requestTo(method, keySuffix string) func(*http.Request) bool {
+	return func(r *http.Request) bool {
+		return r.Method == method && strings.HasSuffix(r.URL.Path, keySuffix)
+	}
+}
+
+// takeMatch removes the first matcher in *list that matches r and reports
+// whether there was one. The caller holds f.mu.
+func takeMatch(list *[]func(*http.Request) bool, r *http.Request) bool {
+	for i, match := range *list {
+		if match(r) {
+			*list = append((*list)[:i], (*list)[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// refuseIfMatch answers a mutating request's If-Match as AWS does where
+// gofakes3 does not (404 for a missing key; 412 for a DELETE whose ETag
+// differs) and reports whether it answered.
+func (f *Server) refuseIfMatch(w http.ResponseWriter, r *http.Request, key string) bool {
+	im := r.Header.Get("If-Match")
+	if im == "" {
+		return false
+	}
+	cur := f.ETag(key)
+	switch {
+	case cur == "":
+		s3Error(w, r, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.")
+		return true
+	case r.Method == http.MethodDelete && im != "*" && im != cur:
+		s3Error(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+		return true
+	}
+	return false
+}
+
+// serveAndDrop executes r but answers by closing the connection.
+func (f *Server) serveAndDrop(w http.ResponseWriter, r *http.Request) {
+	f.inner.ServeHTTP(httptest.NewRecorder(), r)
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
 }
 
 func s3Error(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
