@@ -22,56 +22,13 @@ const maxPooledAPIBuf = 64 << 10
 // Options.AllowEnv. ?wait is not honoured (as in whoami).
 func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 	env := r.URL.RawQuery != "" && h.envRequested(r.URL.Query())
-	snap := h.addrs.get()
 
 	ab, _ := h.bufPool.Get().(*apiBuf)
 	if ab == nil {
 		ab = &apiBuf{b: make([]byte, 0, 1024)}
 	}
-	b := ab.b[:0]
-
-	// Every field is written with a leading comma; the first comma becomes
-	// the opening brace.
-	if len(h.apiHost) > 0 {
-		b = append(b, ',')
-		b = append(b, h.apiHost...)
-	}
-	if len(snap.ipJSON) > 0 {
-		b = append(b, ',')
-		b = append(b, snap.ipJSON...)
-	}
-	if len(r.Header) > 0 {
-		b, ab.keys = appendJSONObject(b, `,"headers":{`, r.Header, ab.keys, appendJSONStrings)
-	}
-	if uri := r.URL.RequestURI(); uri != "" {
-		b = append(b, ',')
-		b = appendJSONField(b, "url", uri)
-	}
-	if r.Host != "" {
-		b = append(b, ',')
-		b = appendJSONField(b, "host", r.Host)
-	}
-	if r.Method != "" {
-		b = append(b, ',')
-		b = appendJSONField(b, "method", r.Method)
-	}
-	if len(h.apiName) > 0 {
-		b = append(b, ',')
-		b = append(b, h.apiName...)
-	}
-	if r.RemoteAddr != "" {
-		b = append(b, ',')
-		b = appendJSONField(b, "remoteAddr", r.RemoteAddr)
-	}
-	if env {
-		b = appendEnviron(b, printedEnviron())
-	}
-	if len(b) == 0 {
-		b = append(b, '{')
-	} else {
-		b[0] = '{'
-	}
-	b = append(b, '}', '\n')
+	var b []byte
+	b, ab.keys = h.appendAPI(ab.b[:0], ab.keys, r, env)
 
 	w.Header()["Content-Type"] = hdrJSON
 	_, _ = w.Write(b)
@@ -80,6 +37,55 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 		ab.b = b[:0]
 		h.bufPool.Put(ab)
 	}
+}
+
+// appendAPI appends serveAPI's JSON object for r and a newline (with
+// environ when env). keys is scratch space, returned for reuse as by
+// appendJSONObject.
+func (h *Handler) appendAPI(b []byte, keys []string, r *http.Request, env bool) ([]byte, []string) {
+	snap := h.addrs.get()
+	start := len(b)
+	// Every field is written with a leading comma; the first comma becomes
+	// the opening brace.
+	b = appendRaw(b, h.apiHost)
+	b = appendRaw(b, snap.ipJSON)
+	if len(r.Header) > 0 {
+		b, keys = appendJSONObject(b, `,"headers":{`, r.Header, keys, appendJSONStrings)
+	}
+	b = appendField(b, "url", r.URL.RequestURI())
+	b = appendField(b, "host", r.Host)
+	b = appendField(b, "method", r.Method)
+	b = appendRaw(b, h.apiName)
+	b = appendField(b, "remoteAddr", r.RemoteAddr)
+	if env {
+		b = appendEnviron(b, printedEnviron())
+	}
+	if len(b) == start {
+		b = append(b, '{')
+	} else {
+		b[start] = '{'
+	}
+	return append(b, '}', '\n'), keys
+}
+
+// appendRaw appends ',' and field, an encoded `"key":value`, unless field
+// is empty.
+func appendRaw(b, field []byte) []byte {
+	if len(field) == 0 {
+		return b
+	}
+	b = append(b, ',')
+	return append(b, field...)
+}
+
+// appendField appends ',' and the field key: value, unless value is empty
+// (omitempty).
+func appendField(b []byte, key, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(b, ',')
+	return appendJSONField(b, key, value)
 }
 
 // appendJSONStrings appends vs as encoding/json encodes a []string: null
