@@ -3,9 +3,11 @@ package daemon
 // How to add a flag (one place for each rule):
 //
 //  1. Add a field to Config, commented with its flag.
-//  2. Define the flag in newFlagSet, inside the section (-h group) it
-//     belongs to. Its EDGECERT_* variable, the one-line parse error with a
-//     hint, the "did you mean" suggestions and the -h entry follow from that.
+//  2. Define the flag in the define function of the section (-h group) it
+//     belongs to (defineListenerFlags, defineCertFlags, …; see
+//     newCommandFlagSet). Its EDGECERT_* variable, the one-line parse error
+//     with a hint, the "did you mean" suggestions and the -h entry follow
+//     from that.
 //     Write its default in the definition, never again in the usage text.
 //  3. Validate it once, where the setting is owned: a setting passed to a
 //     package (issuer, route53dns, …) is checked by that package's Validate;
@@ -106,82 +108,24 @@ func newFlagSet(c *Config, out io.Writer) *flag.FlagSet {
 }
 
 // newCommandFlagSet is newFlagSet for command cmd; it also returns where
-// the first bad flag value is recorded (see checkValues).
-// It is long on purpose: one flat definition per flag, grouped by -h
-// section, is the one place a flag is added (see the top of this file).
+// the first bad flag value is recorded (see checkValues). Each -h section
+// is one define function below, the one place its flags are added (see the
+// top of this file); extra defines the command's own section.
 func newCommandFlagSet(cmd string, c *Config, out io.Writer, extra ...func(*flag.FlagSet)) (*flag.FlagSet, **configError) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(out)
 	var sections []flagSection
-	section := func(title string, define func()) {
-		before := map[string]bool{}
-		fs.VisitAll(func(f *flag.Flag) { before[f.Name] = true })
-		define()
-		s := flagSection{title: title}
-		fs.VisitAll(func(f *flag.Flag) {
-			if !before[f.Name] {
-				s.names = append(s.names, f.Name)
-			}
-		})
-		sections = append(sections, s)
+	section := func(title string, define func(*flag.FlagSet, *Config)) {
+		sections = append(sections, defineSection(fs, title, func() { define(fs, c) }))
 	}
-	stateDefault := "/var/lib/edgecert"
-	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
-		stateDefault = strings.Split(d, ":")[0]
-	}
-	section("Listeners", func() {
-		fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "address of the HTTPS listener")
-		fs.StringVar(&c.HTTPAddr, "http-addr", ":80", "address of the HTTP listener that redirects to HTTPS (empty disables it)")
-		fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:9180", "address of the admin listener: /livez /readyz /metrics /status (empty disables it)")
-		fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token that allows POST /renew and /revoke on the admin listener from non-loopback clients")
-		fs.StringVar(&c.ClientCAFile, "client-ca-file", "", "require and verify client certificates signed by these CAs (PEM)")
-		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on draining connections at shutdown")
-		c.Limits = defaultLimits()
-		fs.IntVar(&c.Limits.MaxConns, "max-connections", c.Limits.MaxConns, "most open HTTPS connections; more are closed at once (0: no cap)")
-		fs.IntVar(&c.Limits.PerClientConns, "max-connections-per-client", c.Limits.PerClientConns, "most open HTTPS connections from one client IP (IPv6: one /64) (0: no cap)")
-	})
-	section("Certificates and ACME", func() {
-		fs.Var(domainsFlag{&c.Domains}, "domains", "names of one certificate, comma-separated (repeat for more certificates; in the env var separate certificates with ';')")
-		fs.StringVar(&c.StateDir, "state-dir", stateDefault, "persistent certificate store (default $STATE_DIRECTORY, else /var/lib/edgecert)")
-		fs.BoolVar(&c.InsecureStateDir, "insecure-state-dir", false, "use a -state-dir that is group/world-writable or reached through a symlink (refused otherwise)")
-		fs.StringVar(&c.Email, "email", "", "ACME account contact e-mail")
-		fs.BoolVar(&c.AcceptTOS, "accept-tos", false, "agree to the ACME CA's terms of service")
-		fs.StringVar(&c.ACMEDirectory, "acme-directory", LetsEncryptURL, "ACME directory URL")
-		fs.BoolVar(&c.Staging, "staging", false, "use Let's Encrypt's staging directory ("+LetsEncryptStagingURL+"); not with -acme-directory")
-		fs.StringVar(&c.ACMECARoots, "acme-ca-roots", "", "extra PEM roots trusted for the ACME CA's HTTPS endpoint")
-		fs.StringVar(&c.ACMEProfile, "acme-profile", "", "ACME profile to order (e.g. tlsserver, shortlived); kept on renewal")
-		fs.IntVar(&c.ACMEMaxNames, "acme-max-names", issuer.DefaultMaxNames, "most names the CA allows in one certificate (Let's Encrypt: 100)")
-		fs.StringVar(&c.EABKID, "acme-eab-kid", "", "external account binding key ID")
-		fs.StringVar(&c.EABHMAC, "acme-eab-hmac", "", "external account binding HMAC key (base64url)")
-		fs.StringVar(&c.KeyType, "key-type", issuer.KeyECDSAP256, "certificate key: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096")
-		fs.DurationVar(&c.ObtainTimeout, "obtain-timeout", 3*time.Minute, "bound on obtaining missing certificates at start-up, before READY")
-		fs.IntVar(&c.MaxConcurrentOrders, "max-concurrent-orders", issuer.DefaultMaxConcurrentOrders, "most ACME orders in flight at once; more due certificates wait for a slot")
-		fs.StringVar(&c.CertFile, "cert-file", "", "operator-supplied certificate chain (PEM), watched and hot-reloaded; needs -key-file")
-		fs.StringVar(&c.KeyFile, "key-file", "", "private key (PEM) for -cert-file")
-		fs.StringVar(&c.DefaultCert, "default-cert", "", `certificate served when SNI matches none: a certificate name, or "none" for a TLS alert (default: the first certificate)`)
-	})
-	section("Route 53 and DNS-01", func() {
-		fs.StringVar(&c.Route53ZoneID, "route53-zone-id", "", "Route 53 hosted zone ID (default: found by name)")
-		fs.BoolVar(&c.PrivateZone, "route53-private-zone", false, "find private hosted zones instead of public ones (propagation then ends at INSYNC)")
-		fs.BoolVar(&c.FollowCNAME, "dns01-follow-cname", false, "follow a CNAME at _acme-challenge.<name> and write the record in the target's zone")
-		fs.Var(listFlag{&c.DNS01NameServers}, "dns01-nameservers", "`host:port` list queried for DNS-01 propagation instead of the zone's name servers")
-		fs.DurationVar(&c.DNS01Timeout, "dns01-timeout", 2*time.Minute, "bound on waiting for a challenge record to propagate")
-		fs.Float64Var(&c.Route53MaxRPS, "route53-max-rps", route53dns.DefaultMaxRPS, "most Route 53 requests per second this daemon sends (the account allows 5/s shared by every host and tool)")
-	})
-	section("Fleet", func() { c.Fleet.define(fs) })
-	section("whoami routes", func() {
-		fs.StringVar(&c.Name, "name", "", "whoami name printed by / and /api")
-		fs.StringVar(&c.HealthToken, "health-token", "", "bearer token that allows POST /health from non-loopback clients")
-		fs.BoolVar(&c.AllowEnv, "allow-env", false, "honour ?env=true on / and /api (prints the environment: keep off on public hosts)")
-		c.DataMax = 1 << 30
-		fs.Var(sizeFlag{&c.DataMax}, "data-max", "largest /data body (e.g. 512MiB)")
-	})
-	section("Logging", func() {
-		fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
-		fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	})
+	section("Listeners", defineListenerFlags)
+	section("Certificates and ACME", defineCertFlags)
+	section("Route 53 and DNS-01", defineRoute53Flags)
+	section("Fleet", func(fs *flag.FlagSet, c *Config) { c.Fleet.define(fs) })
+	section("whoami routes", defineRouteFlags)
+	section("Logging", defineLogFlags)
 	if len(extra) > 0 {
-		section(strings.TrimPrefix(cmd, "edgecert "), func() {
+		section(strings.TrimPrefix(cmd, "edgecert "), func(fs *flag.FlagSet, _ *Config) {
 			for _, f := range extra {
 				f(fs)
 			}
@@ -191,6 +135,85 @@ func newCommandFlagSet(cmd string, c *Config, out io.Writer, extra ...func(*flag
 	failed := checkValues(fs)
 	fs.Usage = func() { writeUsage(out, fs, sections) }
 	return fs, failed
+}
+
+// defineSection runs define and returns the -h section titled title with
+// the flags define added to fs.
+func defineSection(fs *flag.FlagSet, title string, define func()) flagSection {
+	before := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { before[f.Name] = true })
+	define()
+	s := flagSection{title: title}
+	fs.VisitAll(func(f *flag.Flag) {
+		if !before[f.Name] {
+			s.names = append(s.names, f.Name)
+		}
+	})
+	return s
+}
+
+// defineListenerFlags defines the -h section "Listeners".
+func defineListenerFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.HTTPSAddr, "https-addr", ":443", "address of the HTTPS listener")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":80", "address of the HTTP listener that redirects to HTTPS (empty disables it)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:9180", "address of the admin listener: /livez /readyz /metrics /status (empty disables it)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token that allows POST /renew and /revoke on the admin listener from non-loopback clients")
+	fs.StringVar(&c.ClientCAFile, "client-ca-file", "", "require and verify client certificates signed by these CAs (PEM)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on draining connections at shutdown")
+	c.Limits = defaultLimits()
+	fs.IntVar(&c.Limits.MaxConns, "max-connections", c.Limits.MaxConns, "most open HTTPS connections; more are closed at once (0: no cap)")
+	fs.IntVar(&c.Limits.PerClientConns, "max-connections-per-client", c.Limits.PerClientConns, "most open HTTPS connections from one client IP (IPv6: one /64) (0: no cap)")
+}
+
+// defineCertFlags defines the -h section "Certificates and ACME".
+func defineCertFlags(fs *flag.FlagSet, c *Config) {
+	stateDefault := "/var/lib/edgecert"
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		stateDefault = strings.Split(d, ":")[0]
+	}
+	fs.Var(domainsFlag{&c.Domains}, "domains", "names of one certificate, comma-separated (repeat for more certificates; in the env var separate certificates with ';')")
+	fs.StringVar(&c.StateDir, "state-dir", stateDefault, "persistent certificate store (default $STATE_DIRECTORY, else /var/lib/edgecert)")
+	fs.BoolVar(&c.InsecureStateDir, "insecure-state-dir", false, "use a -state-dir that is group/world-writable or reached through a symlink (refused otherwise)")
+	fs.StringVar(&c.Email, "email", "", "ACME account contact e-mail")
+	fs.BoolVar(&c.AcceptTOS, "accept-tos", false, "agree to the ACME CA's terms of service")
+	fs.StringVar(&c.ACMEDirectory, "acme-directory", LetsEncryptURL, "ACME directory URL")
+	fs.BoolVar(&c.Staging, "staging", false, "use Let's Encrypt's staging directory ("+LetsEncryptStagingURL+"); not with -acme-directory")
+	fs.StringVar(&c.ACMECARoots, "acme-ca-roots", "", "extra PEM roots trusted for the ACME CA's HTTPS endpoint")
+	fs.StringVar(&c.ACMEProfile, "acme-profile", "", "ACME profile to order (e.g. tlsserver, shortlived); kept on renewal")
+	fs.IntVar(&c.ACMEMaxNames, "acme-max-names", issuer.DefaultMaxNames, "most names the CA allows in one certificate (Let's Encrypt: 100)")
+	fs.StringVar(&c.EABKID, "acme-eab-kid", "", "external account binding key ID")
+	fs.StringVar(&c.EABHMAC, "acme-eab-hmac", "", "external account binding HMAC key (base64url)")
+	fs.StringVar(&c.KeyType, "key-type", issuer.KeyECDSAP256, "certificate key: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072 or rsa4096")
+	fs.DurationVar(&c.ObtainTimeout, "obtain-timeout", 3*time.Minute, "bound on obtaining missing certificates at start-up, before READY")
+	fs.IntVar(&c.MaxConcurrentOrders, "max-concurrent-orders", issuer.DefaultMaxConcurrentOrders, "most ACME orders in flight at once; more due certificates wait for a slot")
+	fs.StringVar(&c.CertFile, "cert-file", "", "operator-supplied certificate chain (PEM), watched and hot-reloaded; needs -key-file")
+	fs.StringVar(&c.KeyFile, "key-file", "", "private key (PEM) for -cert-file")
+	fs.StringVar(&c.DefaultCert, "default-cert", "", `certificate served when SNI matches none: a certificate name, or "none" for a TLS alert (default: the first certificate)`)
+}
+
+// defineRoute53Flags defines the -h section "Route 53 and DNS-01".
+func defineRoute53Flags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Route53ZoneID, "route53-zone-id", "", "Route 53 hosted zone ID (default: found by name)")
+	fs.BoolVar(&c.PrivateZone, "route53-private-zone", false, "find private hosted zones instead of public ones (propagation then ends at INSYNC)")
+	fs.BoolVar(&c.FollowCNAME, "dns01-follow-cname", false, "follow a CNAME at _acme-challenge.<name> and write the record in the target's zone")
+	fs.Var(listFlag{&c.DNS01NameServers}, "dns01-nameservers", "`host:port` list queried for DNS-01 propagation instead of the zone's name servers")
+	fs.DurationVar(&c.DNS01Timeout, "dns01-timeout", 2*time.Minute, "bound on waiting for a challenge record to propagate")
+	fs.Float64Var(&c.Route53MaxRPS, "route53-max-rps", route53dns.DefaultMaxRPS, "most Route 53 requests per second this daemon sends (the account allows 5/s shared by every host and tool)")
+}
+
+// defineRouteFlags defines the -h section "whoami routes".
+func defineRouteFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Name, "name", "", "whoami name printed by / and /api")
+	fs.StringVar(&c.HealthToken, "health-token", "", "bearer token that allows POST /health from non-loopback clients")
+	fs.BoolVar(&c.AllowEnv, "allow-env", false, "honour ?env=true on / and /api (prints the environment: keep off on public hosts)")
+	c.DataMax = 1 << 30
+	fs.Var(sizeFlag{&c.DataMax}, "data-max", "largest /data body (e.g. 512MiB)")
+}
+
+// defineLogFlags defines the -h section "Logging".
+func defineLogFlags(fs *flag.FlagSet, c *Config) {
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 }
 
 // parseConfig parses the flags of `edgecert run`: see parseCommand.
