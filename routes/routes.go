@@ -127,21 +127,9 @@ type Handler struct {
 // negative (the error names the field) or if Hostname is empty and the OS
 // hostname cannot be read. New starts no goroutines.
 func New(opts Options) (*Handler, error) {
-	var errs []error
-	negative := func(field string, v int64, shown any) {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("routes: Options.%s must not be negative, got %v", field, shown))
-		}
-	}
-	negative("DataMax", opts.DataMax, opts.DataMax)
-	negative("WaitMax", int64(opts.WaitMax), opts.WaitMax)
-	negative("EchoMaxMessage", opts.EchoMaxMessage, opts.EchoMaxMessage)
-	negative("EchoIdleTimeout", int64(opts.EchoIdleTimeout), opts.EchoIdleTimeout)
-	negative("AddrRefresh", int64(opts.AddrRefresh), opts.AddrRefresh)
-	if err := errors.Join(errs...); err != nil {
+	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-
 	hostname := opts.Hostname
 	if hostname == "" {
 		var err error
@@ -174,7 +162,35 @@ func New(opts Options) (*Handler, error) {
 		h.healthToken = sha256.Sum256([]byte(opts.HealthToken))
 		h.hasToken = true
 	}
+	h.precomputeHeads()
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		CheckOrigin:      func(*http.Request) bool { return true },
+		WriteBufferPool:  &sync.Pool{},
+	}
+	h.mux = h.newMux()
+	return h, nil
+}
 
+// validate joins an error naming each limit in o that is negative.
+func (o Options) validate() error {
+	var errs []error
+	negative := func(field string, v int64, shown any) {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("routes: Options.%s must not be negative, got %v", field, shown))
+		}
+	}
+	negative("DataMax", o.DataMax, o.DataMax)
+	negative("WaitMax", int64(o.WaitMax), o.WaitMax)
+	negative("EchoMaxMessage", o.EchoMaxMessage, o.EchoMaxMessage)
+	negative("EchoIdleTimeout", int64(o.EchoIdleTimeout), o.EchoIdleTimeout)
+	negative("AddrRefresh", int64(o.AddrRefresh), o.AddrRefresh)
+	return errors.Join(errs...)
+}
+
+// precomputeHeads encodes once the name and hostname lines of / and the
+// fields of /api.
+func (h *Handler) precomputeHeads() {
 	if h.name != "" {
 		h.whoamiHead = append(h.whoamiHead, "Name: "+h.name+"\n"...)
 		h.apiName = appendJSONField(nil, "name", h.name)
@@ -183,21 +199,18 @@ func New(opts Options) (*Handler, error) {
 	if h.hostname != "" {
 		h.apiHost = appendJSONField(nil, "hostname", h.hostname)
 	}
+}
 
-	h.upgrader = websocket.Upgrader{
-		HandshakeTimeout: 10 * time.Second,
-		CheckOrigin:      func(*http.Request) bool { return true },
-		WriteBufferPool:  &sync.Pool{},
-	}
-
-	h.mux = http.NewServeMux()
-	h.mux.HandleFunc("/", h.serveWhoami)
-	h.mux.HandleFunc("/api", h.serveAPI)
-	h.mux.HandleFunc("/bench", serveBench)
-	h.mux.HandleFunc("/data", h.serveData)
-	h.mux.HandleFunc("/echo", h.serveEcho)
-	h.mux.HandleFunc("/health", h.serveHealth)
-	return h, nil
+// newMux is the route table.
+func (h *Handler) newMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", h.serveWhoami)
+	mux.HandleFunc("/api", h.serveAPI)
+	mux.HandleFunc("/bench", serveBench)
+	mux.HandleFunc("/data", h.serveData)
+	mux.HandleFunc("/echo", h.serveEcho)
+	mux.HandleFunc("/health", h.serveHealth)
+	return mux
 }
 
 // ServeHTTP routes r to the endpoint for its path. Paths that are not clean
