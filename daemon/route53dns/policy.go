@@ -141,11 +141,27 @@ func (pol Policy) JSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(pol.Zones) == 0 {
-		return nil, errors.New("route53: policy needs at least one zone")
+	written, read, err := pol.zoneARNs(arnPrefix)
+	if err != nil {
+		return nil, err
 	}
-	written := map[string]map[string]bool{} // zone ARN -> normalised names
-	read := map[string]bool{}               // zone ARNs only read
+	doc := policyDoc{Version: "2012-10-17", Statement: pol.statements(arnPrefix, written, read)}
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("route53: policy: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// zoneARNs groups the zones by ARN: written maps each zone written to its
+// normalised record names, read holds the zones only read. At least one
+// zone must be written.
+func (pol Policy) zoneARNs(arnPrefix string) (written map[string]map[string]bool, read map[string]bool, err error) {
+	if len(pol.Zones) == 0 {
+		return nil, nil, errors.New("route53: policy needs at least one zone")
+	}
+	written = map[string]map[string]bool{}
+	read = map[string]bool{}
 	for _, z := range pol.Zones {
 		id := trimID(strings.TrimSpace(z.ZoneID), "hostedzone")
 		if id == "" {
@@ -162,32 +178,36 @@ func (pol Policy) JSON() ([]byte, error) {
 		for _, n := range z.RecordNames {
 			nn := normalizeRecordName(n)
 			if nn == "" {
-				return nil, fmt.Errorf("route53: empty record name for zone %s", id)
+				return nil, nil, fmt.Errorf("route53: empty record name for zone %s", id)
 			}
 			written[arn][nn] = true
 		}
 	}
 	if len(written) == 0 {
-		return nil, errors.New("route53: policy has no record names to write")
+		return nil, nil, errors.New("route53: policy has no record names to write")
 	}
 	for arn := range written {
 		delete(read, arn)
 	}
-	arns := sortedKeys(written)
+	return written, read, nil
+}
 
-	doc := policyDoc{Version: "2012-10-17"}
+// statements are the policy's statements, in JSON's documented order.
+func (pol Policy) statements(arnPrefix string, written map[string]map[string]bool, read map[string]bool) []policyStatement {
+	arns := sortedKeys(written)
+	var st []policyStatement
 	if pol.FindZones {
-		doc.Statement = append(doc.Statement, policyStatement{Sid: "EdgecertFindZones", Effect: "Allow",
+		st = append(st, policyStatement{Sid: "EdgecertFindZones", Effect: "Allow",
 			Action: []string{"route53:ListHostedZonesByName"}, Resource: []string{"*"}})
 	}
-	doc.Statement = append(doc.Statement, policyStatement{Sid: "EdgecertReadZones", Effect: "Allow",
+	st = append(st, policyStatement{Sid: "EdgecertReadZones", Effect: "Allow",
 		Action: []string{"route53:GetHostedZone", "route53:ListResourceRecordSets"}, Resource: arns})
 	if len(read) > 0 {
-		doc.Statement = append(doc.Statement, policyStatement{Sid: "EdgecertReadCNAMEs", Effect: "Allow",
+		st = append(st, policyStatement{Sid: "EdgecertReadCNAMEs", Effect: "Allow",
 			Action: []string{"route53:ListResourceRecordSets"}, Resource: sortedKeys(read)})
 	}
 	for i, arn := range arns {
-		doc.Statement = append(doc.Statement, policyStatement{
+		st = append(st, policyStatement{
 			Sid:      fmt.Sprintf("EdgecertChallengeRecords%d", i+1),
 			Effect:   "Allow",
 			Action:   []string{"route53:ChangeResourceRecordSets"},
@@ -199,13 +219,8 @@ func (pol Policy) JSON() ([]byte, error) {
 			}},
 		})
 	}
-	doc.Statement = append(doc.Statement, policyStatement{Sid: "EdgecertWatchChanges", Effect: "Allow",
+	return append(st, policyStatement{Sid: "EdgecertWatchChanges", Effect: "Allow",
 		Action: []string{"route53:GetChange"}, Resource: []string{arnPrefix + "change/*"}})
-	out, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("route53: policy: %w", err)
-	}
-	return append(out, '\n'), nil
 }
 
 // route53ARN returns "arn:<partition>:route53:::" for a known partition.
