@@ -266,6 +266,23 @@ func (s *Server) applyBatch(id string, changes []xChange, comment string) (*chan
 	if z == nil {
 		return nil, noSuchZone(id)
 	}
+	next, touched, msgs, apiErr := applyChanges(z, changes)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	msgs = append(msgs, cnameConflicts(next, touched)...)
+	if len(msgs) > 0 {
+		return nil, &apiError{status: http.StatusBadRequest, code: "InvalidChangeBatch", messages: msgs}
+	}
+	z.sets = next
+	return s.recordChangeLocked(z, next, touched, comment, len(changes)), nil
+}
+
+// applyChanges applies changes in order to a copy of z's sets and returns
+// the copy, the keys of the sets touched (in order of first change), and
+// why Route 53 refuses each refused change. An *apiError refuses the whole
+// request (a malformed change).
+func applyChanges(z *zone, changes []xChange) (map[rrKey]*rrset, []rrKey, []string, *apiError) {
 	next := make(map[rrKey]*rrset, len(z.sets))
 	for k, v := range z.sets {
 		next[k] = v
@@ -276,10 +293,9 @@ func (s *Server) applyBatch(id string, changes []xChange, comment string) (*chan
 	for _, ch := range changes {
 		rs, apiErr := parseSet(ch)
 		if apiErr != nil {
-			return nil, apiErr
+			return nil, nil, nil, apiErr
 		}
 		k := rrKey{rs.Name, rs.Type}
-		desc := fmt.Sprintf("[name='%s', type='%s']", rs.Name, rs.Type)
 		prev := seen[k]
 		seen[k] = append(prev, ch.Action)
 		if len(prev) > 0 && (len(prev) > 1 || prev[0] != "DELETE" || ch.Action == "DELETE") {
@@ -293,33 +309,50 @@ func (s *Server) applyBatch(id string, changes []xChange, comment string) (*chan
 			msgs = append(msgs, fmt.Sprintf("RRSet with DNS name %s is not permitted in zone %s", rs.Name, z.Name))
 			continue
 		}
-		cur := next[k]
-		switch ch.Action {
-		case "CREATE":
-			if cur != nil {
-				msgs = append(msgs, fmt.Sprintf("Tried to create resource record set %s but it already exists", desc))
-				continue
-			}
-			next[k] = rs
-		case "UPSERT":
-			next[k] = rs
-		case "DELETE":
-			switch {
-			case cur == nil:
-				msgs = append(msgs, fmt.Sprintf("Tried to delete resource record set %s but it was not found", desc))
-				continue
-			case !cur.matches(rs):
-				msgs = append(msgs, fmt.Sprintf("Tried to delete resource record set %s but the values provided do not match the current values", desc))
-				continue
-			case rs.Name == z.Name && (rs.Type == "SOA" || rs.Type == "NS"):
-				msgs = append(msgs, fmt.Sprintf("A HostedZone must contain at least one NS record and one SOA record for the zone itself; cannot delete %s", desc))
-				continue
-			}
-			delete(next, k)
-		default:
-			return nil, invalidInput("Invalid action: " + ch.Action)
+		msg, apiErr := applyChange(next, z, k, rs, ch.Action)
+		if apiErr != nil {
+			return nil, nil, nil, apiErr
+		}
+		if msg != "" {
+			msgs = append(msgs, msg)
 		}
 	}
+	return next, touched, msgs, nil
+}
+
+// applyChange applies action on the set rs (key k, in zone z) to next, or
+// returns why Route 53 refuses it; an unknown action is an *apiError.
+func applyChange(next map[rrKey]*rrset, z *zone, k rrKey, rs *rrset, action string) (string, *apiError) {
+	desc := fmt.Sprintf("[name='%s', type='%s']", rs.Name, rs.Type)
+	cur := next[k]
+	switch action {
+	case "CREATE":
+		if cur != nil {
+			return fmt.Sprintf("Tried to create resource record set %s but it already exists", desc), nil
+		}
+		next[k] = rs
+	case "UPSERT":
+		next[k] = rs
+	case "DELETE":
+		switch {
+		case cur == nil:
+			return fmt.Sprintf("Tried to delete resource record set %s but it was not found", desc), nil
+		case !cur.matches(rs):
+			return fmt.Sprintf("Tried to delete resource record set %s but the values provided do not match the current values", desc), nil
+		case rs.Name == z.Name && (rs.Type == "SOA" || rs.Type == "NS"):
+			return fmt.Sprintf("A HostedZone must contain at least one NS record and one SOA record for the zone itself; cannot delete %s", desc), nil
+		}
+		delete(next, k)
+	default:
+		return "", invalidInput("Invalid action: " + action)
+	}
+	return "", nil
+}
+
+// cnameConflicts returns, for each touched name that holds a CNAME in
+// next, Route 53's refusal if another set has the same name.
+func cnameConflicts(next map[rrKey]*rrset, touched []rrKey) []string {
+	var msgs []string
 	checked := map[string]bool{}
 	for _, k := range touched {
 		if checked[k.name] || next[rrKey{k.name, "CNAME"}] == nil {
@@ -333,10 +366,13 @@ func (s *Server) applyBatch(id string, changes []xChange, comment string) (*chan
 			}
 		}
 	}
-	if len(msgs) > 0 {
-		return nil, &apiError{status: http.StatusBadRequest, code: "InvalidChangeBatch", messages: msgs}
-	}
-	z.sets = next
+	return msgs
+}
+
+// recordChangeLocked records an applied batch of n changes to z (the sets
+// touched, as in next) as a PENDING change and schedules its INSYNC. The
+// caller holds s.mu.
+func (s *Server) recordChangeLocked(z *zone, next map[rrKey]*rrset, touched []rrKey, comment string, n int) *change {
 	s.seq++
 	c := &change{
 		id:        fmt.Sprintf("C%012d", s.seq),
@@ -352,13 +388,13 @@ func (s *Server) applyBatch(id string, changes []xChange, comment string) (*chan
 	}
 	s.changes[c.id] = c
 	s.order = append(s.order, c)
-	s.log.Debug("fakeroute53.change", "id", c.id, "zone", z.ID, "changes", len(changes))
+	s.log.Debug("fakeroute53.change", "id", c.id, "zone", z.ID, "changes", n)
 	if s.opts.InsyncAfter <= 0 {
 		s.dueLocked(c)
 	} else {
 		s.afterLocked(s.opts.InsyncAfter, func() { s.dueLocked(c) })
 	}
-	return c, nil
+	return c
 }
 
 // Route 53's limits on one ChangeResourceRecordSets request.
