@@ -68,6 +68,60 @@ type options struct {
 }
 
 func run() error {
+	o, err := parseFlags()
+	if err != nil {
+		return err
+	}
+	if o.dir == "" {
+		d, err := os.MkdirTemp("", "devrig-")
+		if err != nil {
+			return err
+		}
+		o.dir = d
+		// The directory holds private keys (the daemon's state in -demo):
+		// it goes when the rig does, also after Ctrl-C (run returns through
+		// the signal context, so this runs). Files given by flag stay.
+		defer os.RemoveAll(d)
+	}
+	if err := o.resolveFiles(); err != nil {
+		return err
+	}
+	log := newLogger()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	env := map[string]string{
+		"AWS_ACCESS_KEY_ID":         "AKIDDEVRIG",
+		"AWS_SECRET_ACCESS_KEY":     "devrig-not-a-secret",
+		"AWS_REGION":                "us-east-1",
+		"AWS_EC2_METADATA_DISABLED": "true",
+	}
+	svcs, closeAll, err := startServices(o, env, log)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	if err := writeFiles(o, env, svcs.ca); err != nil {
+		return err
+	}
+	log.Info("rig.ready", "acme", env["EDGECERT_ACME_DIRECTORY"], "route53", env["AWS_ENDPOINT_URL_ROUTE_53"],
+		"dns", env["EDGECERT_DNS01_NAMESERVERS"], "s3", env["AWS_ENDPOINT_URL_S3"], "admin", env["DEVRIG_ADMIN_URL"], "env_file", o.envFile)
+	if o.demo {
+		printDemoHelp(o)
+	}
+
+	if flag.NArg() == 0 {
+		<-ctx.Done()
+		log.Info("rig.stopping")
+		return nil
+	}
+	return runChild(ctx, flag.Args(), env, log)
+}
+
+// parseFlags parses the command line into options (-serve into serveCA
+// and serveS3; -domains defaults to ZONE,*.ZONE).
+func parseFlags() (options, error) {
 	var o options
 	flag.StringVar(&o.ip, "ip", "127.0.0.1", "address every rig listener binds")
 	flag.IntVar(&o.acmePort, "acme-port", 14000, "ACME directory port (management API on the next port)")
@@ -96,23 +150,18 @@ func run() error {
 		case "s3":
 			o.serveS3 = true
 		default:
-			return fmt.Errorf("-serve: unknown service %q (want ca, s3)", svc)
+			return o, fmt.Errorf("-serve: unknown service %q (want ca, s3)", svc)
 		}
 	}
 	if o.domains == "" {
 		o.domains = o.zone + ",*." + o.zone
 	}
-	if o.dir == "" {
-		d, err := os.MkdirTemp("", "devrig-")
-		if err != nil {
-			return err
-		}
-		o.dir = d
-		// The directory holds private keys (the daemon's state in -demo):
-		// it goes when the rig does, also after Ctrl-C (run returns through
-		// the signal context, so this runs). Files given by flag stay.
-		defer os.RemoveAll(d)
-	}
+	return o, nil
+}
+
+// resolveFiles creates o.dir (0700) and makes the output files absolute,
+// defaulting them to files in o.dir.
+func (o *options) resolveFiles() error {
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return err
 	}
@@ -133,8 +182,12 @@ func run() error {
 	def(&o.envFile, "rig.env")
 	def(&o.caFile, "acme-ca.pem")
 	def(&o.rootFile, "root.pem")
+	return nil
+}
 
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{
+// newLogger logs text to stderr with short times, every line marked rig=true.
+func newLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {
 				a.Value = slog.StringValue(a.Value.Time().Format("15:04:05.000"))
@@ -142,58 +195,50 @@ func run() error {
 			return a
 		},
 	})).With("rig", true)
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	env := map[string]string{
-		"AWS_ACCESS_KEY_ID":         "AKIDDEVRIG",
-		"AWS_SECRET_ACCESS_KEY":     "devrig-not-a-secret",
-		"AWS_REGION":                "us-east-1",
-		"AWS_EC2_METADATA_DISABLED": "true",
-	}
+// startServices starts the services o asks for and the admin listener,
+// adding what a daemon needs to env. The returned function stops them, in
+// reverse order; on error, those started are stopped.
+func startServices(o options, env map[string]string, log *slog.Logger) (rigServices, func(), error) {
 	var svcs rigServices
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	fail := func(err error) (rigServices, func(), error) {
+		closeAll()
+		return rigServices{}, nil, err
+	}
 	if o.serveCA {
 		ca, r53, closeCA, err := startCA(o, env, log)
 		if err != nil {
-			return err
+			return fail(err)
 		}
-		defer closeCA()
+		closers = append(closers, closeCA)
 		svcs.ca, svcs.r53 = ca, r53
 	}
 	if o.serveS3 {
 		s3, closeS3, err := startS3(o, env, log)
 		if err != nil {
-			return err
+			return fail(err)
 		}
-		defer closeS3()
+		closers = append(closers, closeS3)
 		svcs.s3 = s3
 	}
 	if o.adminPort != 0 {
 		ln, err := net.Listen("tcp", net.JoinHostPort(o.ip, strconv.Itoa(o.adminPort)))
 		if err != nil {
-			return fmt.Errorf("admin listener: %w", err)
+			return fail(fmt.Errorf("admin listener: %w", err))
 		}
 		srv := &http.Server{Handler: svcs.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
-		defer srv.Close()
+		closers = append(closers, func() { srv.Close() })
 		env["DEVRIG_ADMIN_URL"] = "http://" + ln.Addr().String()
 	}
-	if err := writeFiles(o, env, svcs.ca); err != nil {
-		return err
-	}
-	log.Info("rig.ready", "acme", env["EDGECERT_ACME_DIRECTORY"], "route53", env["AWS_ENDPOINT_URL_ROUTE_53"],
-		"dns", env["EDGECERT_DNS01_NAMESERVERS"], "s3", env["AWS_ENDPOINT_URL_S3"], "admin", env["DEVRIG_ADMIN_URL"], "env_file", o.envFile)
-	if o.demo {
-		printDemoHelp(o)
-	}
-
-	if flag.NArg() == 0 {
-		<-ctx.Done()
-		log.Info("rig.stopping")
-		return nil
-	}
-	return runChild(ctx, flag.Args(), env, log)
+	return svcs, closeAll, nil
 }
 
 // startCA runs the DNS server, the Route 53 API and the CA, and adds what a
