@@ -137,63 +137,15 @@ var envMu sync.Mutex
 
 // Start runs a new CA until Close. Errors name the failing step.
 func Start(opts Options) (*CA, error) {
-	if opts.DNSAddr == "" {
-		return nil, errors.New("pebblerig: Options.DNSAddr is required")
+	pprof, err := opts.check()
+	if err != nil {
+		return nil, err
 	}
-	if opts.NonceReject < 0 || opts.NonceReject > 99 {
-		return nil, fmt.Errorf("pebblerig: Options.NonceReject %d is not in 0..99", opts.NonceReject)
+	pca, mdb, w, err := newPebble(opts, pprof)
+	if err != nil {
+		return nil, err
 	}
-	if opts.AuthzReuse < 0 || opts.AuthzReuse > 100 {
-		return nil, fmt.Errorf("pebblerig: Options.AuthzReuse %d is not in 0..100", opts.AuthzReuse)
-	}
-	profiles := opts.Profiles
-	if profiles == nil {
-		profiles = DefaultProfiles
-	}
-	pprof := make(map[string]ca.Profile, len(profiles))
-	for name, d := range profiles {
-		if d < time.Second {
-			return nil, fmt.Errorf("pebblerig: profile %q validity %v is shorter than 1s", name, d)
-		}
-		pprof[name] = ca.Profile{Description: name + " (" + d.String() + ")", ValidityPeriod: uint64(d / time.Second)}
-	}
-	if len(pprof) == 0 {
-		return nil, errors.New("pebblerig: Options.Profiles is empty")
-	}
-
-	plog := log.New(io.Discard, "", 0)
-	if opts.Logger != nil {
-		plog = slog.NewLogLogger(opts.Logger.With("component", "pebble").Handler(), slog.LevelDebug)
-	}
-
-	mdb := db.NewMemoryStore()
-	for kid, key := range opts.EABKeys {
-		if err := mdb.AddExternalAccountKeyByID(kid, key); err != nil {
-			return nil, fmt.Errorf("pebblerig: EAB key %q: %w", kid, err)
-		}
-	}
-	// keyAlg ecdsa keeps issuance fast; one intermediate, no alternate roots.
-	pca := ca.New(plog, mdb, "", "ecdsa", 0, 1, pprof)
-
-	var w wfe.WebFrontEndImpl
-	withEnv(map[string]string{
-		"PEBBLE_VA_NOSLEEP":      "1",
-		"PEBBLE_VA_ALWAYS_VALID": "0",
-		"PEBBLE_WFE_NONCEREJECT": strconv.Itoa(opts.NonceReject),
-		"PEBBLE_AUTHZREUSE":      strconv.Itoa(opts.AuthzReuse),
-	}, func() {
-		// HTTP-01/TLS-ALPN-01 ports are unused: only DNS-01 is exercised.
-		pva := va.New(plog, 0, 0, false, opts.DNSAddr, mdb)
-		w = wfe.New(plog, mdb, pva, pca, []string{"pebble.letsencrypt.org"}, false, opts.RequireEAB, 0, 0)
-	})
-
-	names := slices.Clone(opts.TLSNames)
-	for _, a := range []string{opts.Addr, opts.MgmtAddr} {
-		if host, _, err := net.SplitHostPort(a); err == nil && host != "" {
-			names = append(names, host)
-		}
-	}
-	certs, err := newTLSCerts(names)
+	certs, err := newTLSCerts(opts.tlsNames())
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +172,77 @@ func Start(opts Options) (*CA, error) {
 		return nil, fmt.Errorf("pebblerig: management listener: %w", err)
 	}
 	return c, nil
+}
+
+// check validates opts and returns Pebble's profiles for it (Profiles, or
+// DefaultProfiles when nil).
+func (opts Options) check() (map[string]ca.Profile, error) {
+	if opts.DNSAddr == "" {
+		return nil, errors.New("pebblerig: Options.DNSAddr is required")
+	}
+	if opts.NonceReject < 0 || opts.NonceReject > 99 {
+		return nil, fmt.Errorf("pebblerig: Options.NonceReject %d is not in 0..99", opts.NonceReject)
+	}
+	if opts.AuthzReuse < 0 || opts.AuthzReuse > 100 {
+		return nil, fmt.Errorf("pebblerig: Options.AuthzReuse %d is not in 0..100", opts.AuthzReuse)
+	}
+	profiles := opts.Profiles
+	if profiles == nil {
+		profiles = DefaultProfiles
+	}
+	pprof := make(map[string]ca.Profile, len(profiles))
+	for name, d := range profiles {
+		if d < time.Second {
+			return nil, fmt.Errorf("pebblerig: profile %q validity %v is shorter than 1s", name, d)
+		}
+		pprof[name] = ca.Profile{Description: name + " (" + d.String() + ")", ValidityPeriod: uint64(d / time.Second)}
+	}
+	if len(pprof) == 0 {
+		return nil, errors.New("pebblerig: Options.Profiles is empty")
+	}
+	return pprof, nil
+}
+
+// newPebble builds Pebble's CA, memory store (with opts.EABKeys) and web
+// front end, configured by opts through Pebble's environment variables.
+func newPebble(opts Options, pprof map[string]ca.Profile) (*ca.CAImpl, *db.MemoryStore, wfe.WebFrontEndImpl, error) {
+	plog := log.New(io.Discard, "", 0)
+	if opts.Logger != nil {
+		plog = slog.NewLogLogger(opts.Logger.With("component", "pebble").Handler(), slog.LevelDebug)
+	}
+	mdb := db.NewMemoryStore()
+	for kid, key := range opts.EABKeys {
+		if err := mdb.AddExternalAccountKeyByID(kid, key); err != nil {
+			return nil, nil, wfe.WebFrontEndImpl{}, fmt.Errorf("pebblerig: EAB key %q: %w", kid, err)
+		}
+	}
+	// keyAlg ecdsa keeps issuance fast; one intermediate, no alternate roots.
+	pca := ca.New(plog, mdb, "", "ecdsa", 0, 1, pprof)
+
+	var w wfe.WebFrontEndImpl
+	withEnv(map[string]string{
+		"PEBBLE_VA_NOSLEEP":      "1",
+		"PEBBLE_VA_ALWAYS_VALID": "0",
+		"PEBBLE_WFE_NONCEREJECT": strconv.Itoa(opts.NonceReject),
+		"PEBBLE_AUTHZREUSE":      strconv.Itoa(opts.AuthzReuse),
+	}, func() {
+		// HTTP-01/TLS-ALPN-01 ports are unused: only DNS-01 is exercised.
+		pva := va.New(plog, 0, 0, false, opts.DNSAddr, mdb)
+		w = wfe.New(plog, mdb, pva, pca, []string{"pebble.letsencrypt.org"}, false, opts.RequireEAB, 0, 0)
+	})
+	return pca, mdb, w, nil
+}
+
+// tlsNames are the names of the CA's HTTPS certificate: opts.TLSNames and
+// the hosts of Addr and MgmtAddr.
+func (opts Options) tlsNames() []string {
+	names := slices.Clone(opts.TLSNames)
+	for _, a := range []string{opts.Addr, opts.MgmtAddr} {
+		if host, _, err := net.SplitHostPort(a); err == nil && host != "" {
+			names = append(names, host)
+		}
+	}
+	return names
 }
 
 func orDefault(addr string) string {
