@@ -1,6 +1,7 @@
 package pebblerig
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,13 +23,11 @@ type tlsCerts struct {
 	leaf    tls.Certificate
 }
 
+// newTLSCerts generates the root and a leaf that also covers extra (DNS
+// names or IP addresses; unspecified addresses and "" are left out).
 func newTLSCerts(extra []string) (*tlsCerts, error) {
 	now := time.Now()
-	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("pebblerig: https root key: %w", err)
-	}
-	rootTmpl := &x509.Certificate{
+	rootKey, rootDER, root, err := newKeyCert("root", &x509.Certificate{
 		SerialNumber:          randSerial(),
 		Subject:               pkix.Name{CommonName: "pebblerig https root"},
 		NotBefore:             now.Add(-time.Hour),
@@ -37,18 +36,9 @@ func newTLSCerts(extra []string) (*tlsCerts, error) {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-	}
-	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, rootKey.Public(), rootKey)
+	}, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("pebblerig: https root: %w", err)
-	}
-	root, err := x509.ParseCertificate(rootDER)
-	if err != nil {
-		return nil, fmt.Errorf("pebblerig: https root: %w", err)
-	}
-	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("pebblerig: https leaf key: %w", err)
+		return nil, err
 	}
 	leafTmpl := &x509.Certificate{
 		SerialNumber: randSerial(),
@@ -69,13 +59,9 @@ func newTLSCerts(extra []string) (*tlsCerts, error) {
 			leafTmpl.DNSNames = append(leafTmpl.DNSNames, n)
 		}
 	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, root, leafKey.Public(), rootKey)
+	leafKey, leafDER, leaf, err := newKeyCert("leaf", leafTmpl, root, rootKey)
 	if err != nil {
-		return nil, fmt.Errorf("pebblerig: https leaf: %w", err)
-	}
-	leaf, err := x509.ParseCertificate(leafDER)
-	if err != nil {
-		return nil, fmt.Errorf("pebblerig: https leaf: %w", err)
+		return nil, err
 	}
 	return &tlsCerts{
 		root:    root,
@@ -86,6 +72,28 @@ func newTLSCerts(extra []string) (*tlsCerts, error) {
 			Leaf:        leaf,
 		},
 	}, nil
+}
+
+// newKeyCert generates an ECDSA P-256 key and its certificate from tmpl,
+// signed by parent with parentKey, or self-signed when parent is nil. what
+// ("root", "leaf") names it in errors.
+func newKeyCert(what string, tmpl, parent *x509.Certificate, parentKey crypto.Signer) (*ecdsa.PrivateKey, []byte, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("pebblerig: https %s key: %w", what, err)
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("pebblerig: https %s: %w", what, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("pebblerig: https %s: %w", what, err)
+	}
+	return key, der, cert, nil
 }
 
 func (t *tlsCerts) serverConfig() *tls.Config {
