@@ -80,12 +80,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	e := &env{work: *work, only: map[string]bool{}}
-	for _, s := range strings.Split(*only, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			e.only[s] = true
-		}
-	}
+	e := &env{work: *work, only: parseSet(*only)}
 	t0 := time.Now()
 	r, err := startRig(ctx, *devrig, *work)
 	if err != nil {
@@ -93,24 +88,16 @@ func run() error {
 	}
 	defer r.close()
 	e.rig = r
-	pem, err := os.ReadFile(r.rootPEM)
-	if err != nil {
+	if e.roots, err = loadRoots(r.rootPEM); err != nil {
 		return err
-	}
-	e.roots = x509.NewCertPool()
-	if !e.roots.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("no certificate in %s", r.rootPEM)
 	}
 	logf("rig up in %v: CA %s:%s, S3 %s", time.Since(t0).Round(time.Millisecond), rigIP, acmePort, s3Endpoint)
 	e.fc = fleetConfig{edgecert: *edgecert, syncInterval: *sync, leaseTTL: *ttl, rig: r}
-	for n := 1; n <= 4; n++ {
-		h := newHost(*work, n)
-		if err := os.MkdirAll(h.dir, 0o700); err != nil {
-			return err
-		}
-		e.hosts = append(e.hosts, h)
-	}
+	err = e.addHosts(4)
 	defer e.stopAll()
+	if err != nil {
+		return err
+	}
 
 	if *bench {
 		return e.bench(ctx, *renewals, *quiet)
@@ -124,6 +111,42 @@ func run() error {
 		return fmt.Errorf("%d assertion(s) failed:\n  %s", len(e.failures), strings.Join(e.failures, "\n  "))
 	}
 	logf("PASS: all scenarios in %v", time.Since(t0).Round(time.Second))
+	return nil
+}
+
+// parseSet is the set of the non-empty items of the comma-separated list.
+func parseSet(list string) map[string]bool {
+	set := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			set[s] = true
+		}
+	}
+	return set
+}
+
+// loadRoots is a pool of the certificates in the PEM file path.
+func loadRoots(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", path)
+	}
+	return roots, nil
+}
+
+// addHosts adds hosts h1..hn under e.work, creating their directories.
+func (e *env) addHosts(n int) error {
+	for i := 1; i <= n; i++ {
+		h := newHost(e.work, i)
+		if err := os.MkdirAll(h.dir, 0o700); err != nil {
+			return err
+		}
+		e.hosts = append(e.hosts, h)
+	}
 	return nil
 }
 
