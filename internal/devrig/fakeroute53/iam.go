@@ -177,6 +177,11 @@ func conditionsHold(cond map[string]map[string]stringOrList, ctxKeys map[string]
 // normalizedName renders a record name as the
 // ChangeResourceRecordSetsNormalizedRecordNames key carries it: lower case,
 // no trailing dot, characters other than a-z 0-9 - _ . as \ooo octal.
+//
+// The fake keeps its own normalizer on purpose, although route53dns's
+// policy builder has one of the same shape: the fake checks the policy the
+// provider writes, and sharing the code would hide a bug the two had in
+// common.
 func normalizedName(name string) string {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
 	var b strings.Builder
