@@ -40,6 +40,7 @@ func configureHTTP2(srv *http.Server, lim Limits, onHeaderTimeout func(remote ne
 	}
 	delete(srv.TLSNextProto, "unencrypted_http2") // the listener is TLS only
 	srv.TLSNextProto[http2.NextProtoTLS] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
+		unbound(c) // HTTP/2 bounds heads and idle connections itself
 		// net/http passes the connection's base context through the
 		// handler, as x/net/http2.ConfigureServer's own hook reads it.
 		var ctx context.Context

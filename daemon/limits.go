@@ -7,10 +7,12 @@ import "time"
 // its default and flag; the attack suite (attack_test.go) replays an attack
 // against each. The zero value is not useful: start from defaultLimits.
 type Limits struct {
-	// HeaderTimeout bounds the arrival of a request head: HTTP/1's request
-	// line and headers (http.Server.ReadHeaderTimeout), the TLS handshake,
-	// and every HTTP/2 header block from its HEADERS frame to the
-	// CONTINUATION that ends it. The connection is closed when it passes.
+	// HeaderTimeout bounds the arrival of a request head: the TLS
+	// handshake with HTTP/1's first request line and headers, each later
+	// HTTP/1 head from its first byte (the listener's reaper, readbound.go:
+	// closed within 1.5× the bound), and every HTTP/2 header block from
+	// its HEADERS frame to the CONTINUATION that ends it. The connection is
+	// closed when it passes.
 	HeaderTimeout time.Duration
 
 	// BodyTimeout bounds the arrival of a whole request body, from the
@@ -25,7 +27,8 @@ type Limits struct {
 	// however slowly, is not cut (the deadline moves with every write).
 	WriteTimeout time.Duration
 
-	// IdleTimeout closes a keep-alive connection (HTTP/1) or an HTTP/2
+	// IdleTimeout closes a keep-alive connection (HTTP/1, by the
+	// listener's reaper: within IdleTimeout + HeaderTimeout/2) or an HTTP/2
 	// connection with no open stream after this long without a request.
 	IdleTimeout time.Duration
 

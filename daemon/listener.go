@@ -13,7 +13,10 @@ import (
 
 // limitListener is the public listener: it caps open connections in total
 // and per client address, and wraps each accepted connection in a
-// progressConn that enforces the write-progress deadline.
+// progressConn that enforces the write-progress deadline and, with the
+// server's trackPhases hook, the HTTP/1 request-head and idle bounds
+// (readbound.go). Its reaper goroutine starts with the first Accept and
+// ends when the listener is closed.
 //
 // A connection over a cap is closed at once, before its TLS handshake, and
 // logged as conn.limit_reached (at most once per logEvery per cap, with the
@@ -23,11 +26,19 @@ type limitListener struct {
 	net.Listener
 	max, perClient int
 	writeTimeout   time.Duration
+	headTimeout    time.Duration // Limits.HeaderTimeout
+	idleTimeout    time.Duration // Limits.IdleTimeout
 	log            *rateLog
+	epoch          time.Time // origin of the phase stamps
 
-	mu       sync.Mutex // guards open and byClient
+	reapOnce  sync.Once
+	closeOnce sync.Once
+	done      chan struct{} // closed by Close: the reaper ends
+
+	mu       sync.Mutex // guards open, byClient and conns
 	open     int
 	byClient map[netip.Addr]int
+	conns    map[*progressConn]struct{} // the open connections, for the reaper
 }
 
 func newLimitListener(ln net.Listener, lim Limits, log *slog.Logger) *limitListener {
@@ -36,14 +47,24 @@ func newLimitListener(ln net.Listener, lim Limits, log *slog.Logger) *limitListe
 		max:          lim.MaxConns,
 		perClient:    lim.PerClientConns,
 		writeTimeout: lim.WriteTimeout,
+		headTimeout:  lim.HeaderTimeout,
+		idleTimeout:  lim.IdleTimeout,
 		log:          newRateLog(log, logEvery),
+		epoch:        time.Now(),
+		done:         make(chan struct{}),
 		byClient:     make(map[netip.Addr]int),
+		conns:        make(map[*progressConn]struct{}),
 	}
 }
 
 // Accept returns the next connection within the caps; connections over a
 // cap are closed and not returned.
 func (l *limitListener) Accept() (net.Conn, error) {
+	l.reapOnce.Do(func() {
+		if every := reapEvery(l.headTimeout, l.idleTimeout); every > 0 {
+			go l.reap(every)
+		}
+	})
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -56,8 +77,19 @@ func (l *limitListener) Accept() (net.Conn, error) {
 				slog.String("limit", flag), slog.Int("max", limit), slog.String("client", key.String()))
 			continue
 		}
-		return &progressConn{Conn: c, l: l, key: key, timeout: l.writeTimeout}, nil
+		pc := &progressConn{Conn: c, l: l, key: key, timeout: l.writeTimeout}
+		pc.state.Store(l.stamp(phaseHead))
+		l.mu.Lock()
+		l.conns[pc] = struct{}{}
+		l.mu.Unlock()
+		return pc, nil
 	}
+}
+
+// Close closes the listener and ends the reaper; open connections stay.
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
 }
 
 // admit counts a new connection from key, or names the flag of the cap it
@@ -76,9 +108,10 @@ func (l *limitListener) admit(key netip.Addr) (flag string, limit int) {
 	return "", 0
 }
 
-func (l *limitListener) release(key netip.Addr) {
+func (l *limitListener) release(key netip.Addr, c *progressConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	delete(l.conns, c)
 	l.open--
 	if n := l.byClient[key] - 1; n > 0 {
 		l.byClient[key] = n
@@ -132,6 +165,7 @@ type progressConn struct {
 	armed    atomic.Int64 // UnixNano of the last progress arming; 0 = not armed
 	explicit atomic.Bool  // a caller-set write deadline is in force
 	closed   atomic.Bool
+	state    atomic.Int64 // read phase and its start (readbound.go)
 }
 
 func (c *progressConn) Write(b []byte) (int, error) {
@@ -150,22 +184,25 @@ func (c *progressConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Read notes a read that failed at its deadline, for watchHeads.
-func (c *progressConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		c.head.timedOut.Store(true)
-	}
-	return n, err
-}
-
+// SetWriteDeadline sets a caller's write deadline, which replaces the
+// progress deadline until it is cleared. Clearing when no caller deadline
+// is in force changes nothing: net/http clears the write deadline after
+// every response, and keeping the progress deadline armed saves a timer
+// update per request.
 func (c *progressConn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() && !c.explicit.Load() {
+		return nil
+	}
 	c.explicit.Store(!t.IsZero())
 	c.armed.Store(0)
 	return c.Conn.SetWriteDeadline(t)
 }
 
+// SetDeadline sets both deadlines; the write side as SetWriteDeadline does.
 func (c *progressConn) SetDeadline(t time.Time) error {
+	if t.IsZero() && !c.explicit.Load() {
+		return c.Conn.SetReadDeadline(t)
+	}
 	c.explicit.Store(!t.IsZero())
 	c.armed.Store(0)
 	return c.Conn.SetDeadline(t)
@@ -173,7 +210,7 @@ func (c *progressConn) SetDeadline(t time.Time) error {
 
 func (c *progressConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		c.l.release(c.key)
+		c.l.release(c.key, c)
 	}
 	return c.Conn.Close()
 }

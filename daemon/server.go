@@ -66,7 +66,11 @@ func (s *tlsSettings) config(reloadable bool) *tls.Config {
 // newHTTPSServer returns the public server for h within lim (see Limits):
 // request heads, header blocks and the TLS handshake bounded by
 // HeaderTimeout, bodies by BodyTimeout, idle connections by IdleTimeout,
-// HTTP/2 streams, windows and PINGs as configureHTTP2 sets them. There is
+// HTTP/2 streams, windows and PINGs as configureHTTP2 sets them. It must
+// serve a newLimitListener: the HTTP/1 head and idle bounds (and so the
+// TLS handshake's) are the listener's, driven by the trackPhases hook
+// (readbound.go), not http.Server's ReadHeaderTimeout and IdleTimeout,
+// which re-arm a timer several times per request. There is
 // deliberately no ReadTimeout or WriteTimeout: /echo websockets, large
 // /data bodies and /?wait= are long-lived; the write-progress deadline of
 // the listener (newLimitListener) bounds a client that stops reading.
@@ -75,15 +79,18 @@ func (s *tlsSettings) config(reloadable bool) *tls.Config {
 func newHTTPSServer(h http.Handler, tlsCfg *tls.Config, base context.Context, lim Limits, log *slog.Logger) (*http.Server, error) {
 	rl := newRateLog(log, logEvery)
 	srv := &http.Server{
-		Handler:           boundStreams(boundBodies(h, lim.BodyTimeout, rl), lim.WriteTimeout, rl),
-		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: lim.HeaderTimeout,
-		IdleTimeout:       lim.IdleTimeout,
-		MaxHeaderBytes:    lim.MaxHeaderBytes,
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ErrorLog:          slog.NewLogLogger(log.With("event", "http.error").Handler(), slog.LevelDebug),
+		Handler:        boundStreams(boundBodies(h, lim.BodyTimeout, rl), lim.WriteTimeout, rl),
+		TLSConfig:      tlsCfg,
+		MaxHeaderBytes: lim.MaxHeaderBytes,
+		BaseContext:    func(net.Listener) context.Context { return base },
+		ErrorLog:       slog.NewLogLogger(log.With("event", "http.error").Handler(), slog.LevelDebug),
 	}
 	watchHeads(srv, lim, rl)
+	heads := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		trackPhases(c, s)
+		heads(c, s)
+	}
 	err := configureHTTP2(srv, lim, func(remote net.Addr) {
 		rl.info("http.header_timeout", "http.header_timeout", slog.String("remote", remote.String()), slog.Duration("timeout", lim.HeaderTimeout), slog.String("proto", "h2"))
 	})
