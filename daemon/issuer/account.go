@@ -252,11 +252,7 @@ func (m *Manager) accountKey(ctx context.Context) (crypto.Signer, error) {
 	b, err := m.cfg.Store.Get(ctx, cacheAccountKey)
 	switch {
 	case err == nil:
-		k, err := parsePrivateKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("issuer: stored account key %q is unreadable (remove it to register a new account): %w", cacheAccountKey, err)
-		}
-		return k, nil
+		return parseStoredAccountKey(b)
 	case !errors.Is(err, autocert.ErrCacheMiss):
 		return nil, fmt.Errorf("issuer: load account key: %w", err)
 	}
@@ -274,11 +270,17 @@ func (m *Manager) accountKey(ctx context.Context) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: store account key: %w", err)
 	}
-	sk, err := parsePrivateKey(stored)
+	return parseStoredAccountKey(stored)
+}
+
+// parseStoredAccountKey parses the account key as stored under
+// cacheAccountKey.
+func parseStoredAccountKey(b []byte) (crypto.Signer, error) {
+	k, err := parsePrivateKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: stored account key %q is unreadable (remove it to register a new account): %w", cacheAccountKey, err)
 	}
-	return sk, nil
+	return k, nil
 }
 
 // parsePrivateKey reads one PEM private key (SEC 1, PKCS#8 or PKCS#1) that
