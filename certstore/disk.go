@@ -242,11 +242,12 @@ func removeDir(dir string) error {
 }
 
 // cleanTemp removes every entry of dir whose name starts with "." (temporary
-// entries left by a crash) and returns the names removed.
-func cleanTemp(dir string) ([]string, error) {
+// entries left by a crash) and returns the names removed and the number of
+// entries dir held before.
+func cleanTemp(dir string) ([]string, int, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var removed []string
 	var errs []error
@@ -263,5 +264,5 @@ func cleanTemp(dir string) ([]string, error) {
 	if len(removed) > 0 {
 		errs = append(errs, syncDir(dir))
 	}
-	return removed, errors.Join(errs...)
+	return removed, len(des), errors.Join(errs...)
 }

@@ -11,6 +11,7 @@
 //	<dir>/certs/<name>/<version>/   0700: chain.pem, key.pem, meta.json (0600)
 //	<dir>/certs/<name>/current      symlink -> <version> (a bare name, never a path)
 //	<dir>/data/<key>                0600 opaque blobs (autocert.Cache data)
+//	<dir>/certs.validated           0600 content sums of validated versions (a cache)
 //
 // Version names are zero-padded decimal sequence numbers ("0000000007"), so
 // lexical order is creation order. Other tools may write versions too, if
@@ -37,6 +38,17 @@
 // last good entry for that name keeps serving. When no good entry is in
 // memory yet (Open, or a name seen for the first time) and "current" is bad,
 // the newest valid older version is served instead.
+//
+// The validation of a version whose exact bytes (chain, key and meta) this
+// build validated before is shorter at Open: certs.validated lists their
+// SHA-256 content sums, and for a listed version the leaf is still parsed
+// and checked against the clock and Meta.Names, but the key is parsed (and
+// matched with the leaf once more) on its first signature instead of at
+// start-up. The file is replaced atomically, carries the Go version and a
+// checksum of itself, and anything wrong with it (torn, edited, written by
+// another toolchain) makes every version a miss, validated in full: changed
+// bytes never match a listed sum, so a bad version is rejected whatever the
+// cache says.
 //
 // # autocert.Cache mapping
 //
@@ -76,6 +88,8 @@
 //	cert.pruned       an old version directory was removed
 //	store.cleaned     a temporary entry left by a crash was removed (attr path)
 //	store.prune_error an old version could not be removed (attr error)
+//	store.cache_error certs.validated could not be written (attrs path,
+//	                  error); the next Open validates everything in full
 //	store.watch_error the watcher failed, reported an error, or a reload in
 //	                  Watch failed (attr error; attr fallback=true when Watch
 //	                  switches to periodic rescans)

@@ -159,24 +159,58 @@ func validate(chainPEM, keyPEM []byte, names []string, now time.Time, in *derInt
 	if !ok || !pub.Equal(key.Public()) {
 		return parsedPair{}, errors.New("private key does not match the leaf certificate")
 	}
-	switch {
-	case !leaf.NotAfter.After(leaf.NotBefore):
-		return parsedPair{}, fmt.Errorf("leaf validity window is empty (not_before %s, not_after %s)",
-			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
-	case now.After(leaf.NotAfter):
-		return parsedPair{}, fmt.Errorf("leaf expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
-	case leaf.NotBefore.After(now.Add(maxClockSkew)):
-		return parsedPair{}, fmt.Errorf("leaf not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
-	}
-	for _, n := range names {
-		if !hasSAN(leaf, n) {
-			return parsedPair{}, fmt.Errorf("leaf does not cover name %q (SANs %q)", n, leaf.DNSNames)
-		}
+	if err := checkServable(leaf, names, now); err != nil {
+		return parsedPair{}, err
 	}
 	return parsedPair{
 		cert:    &tls.Certificate{Certificate: ders, PrivateKey: key, Leaf: leaf},
 		keyType: kb.Type, keyDER: kb.Bytes,
 	}, nil
+}
+
+// validateCached is validate for content whose sum the validated cache
+// lists (see validcache.go): the chain is parsed (the leaf is needed to
+// serve) and checked against now and names as validate does, the key's PEM
+// is decoded but its parse and match with the leaf, done for these bytes
+// before, are left to its first signature (lazyKey).
+func validateCached(chainPEM, keyPEM []byte, names []string, now time.Time, in *derIntern) (parsedPair, error) {
+	ders, leaf, err := parseChain(chainPEM, in)
+	if err != nil {
+		return parsedPair{}, err
+	}
+	kb, err := keyBlock(keyPEM)
+	if err != nil {
+		return parsedPair{}, err
+	}
+	if err := checkServable(leaf, names, now); err != nil {
+		return parsedPair{}, err
+	}
+	key := &lazyKey{pub: leaf.PublicKey, keyType: kb.Type, der: kb.Bytes}
+	return parsedPair{
+		cert:    &tls.Certificate{Certificate: ders, PrivateKey: key, Leaf: leaf},
+		keyType: kb.Type, keyDER: kb.Bytes,
+	}, nil
+}
+
+// checkServable checks what changes with time and metadata, not with the
+// bytes: the leaf valid at now (an hour of clock skew allowed for
+// NotBefore) and every name of names among its SANs.
+func checkServable(leaf *x509.Certificate, names []string, now time.Time) error {
+	switch {
+	case !leaf.NotAfter.After(leaf.NotBefore):
+		return fmt.Errorf("leaf validity window is empty (not_before %s, not_after %s)",
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.After(leaf.NotAfter):
+		return fmt.Errorf("leaf expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	case leaf.NotBefore.After(now.Add(maxClockSkew)):
+		return fmt.Errorf("leaf not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	for _, n := range names {
+		if !hasSAN(leaf, n) {
+			return fmt.Errorf("leaf does not cover name %q (SANs %q)", n, leaf.DNSNames)
+		}
+	}
+	return nil
 }
 
 // nextBlock decodes the PEM block at the start of data, allowing only
@@ -294,40 +328,60 @@ func (in *derIntern) retain(entries map[string]*Entry) {
 	}
 }
 
-func parseKey(keyPEM []byte) (crypto.Signer, *pem.Block, error) {
+// keyBlock decodes the one PEM block of keyPEM, refusing anything around
+// it.
+func keyBlock(keyPEM []byte) (*pem.Block, error) {
 	b, rest, err := nextBlock(keyPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("key: %w", err)
+		return nil, fmt.Errorf("key: %w", err)
 	}
 	if b == nil {
-		return nil, nil, errors.New("key: no PEM block")
+		return nil, errors.New("key: no PEM block")
 	}
 	if extra, _, err := nextBlock(rest); err != nil || extra != nil {
-		return nil, nil, errors.New("key: data after the private key block")
+		return nil, errors.New("key: data after the private key block")
 	}
+	return b, nil
+}
+
+func parseKey(keyPEM []byte) (crypto.Signer, *pem.Block, error) {
+	b, err := keyBlock(keyPEM)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := parseKeyDER(b.Type, b.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, b, nil
+}
+
+// parseKeyDER parses a private key of PEM block type typ.
+func parseKeyDER(typ string, der []byte) (crypto.Signer, error) {
 	var k any
-	switch b.Type {
+	var err error
+	switch typ {
 	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+		k, err = x509.ParsePKCS8PrivateKey(der)
 	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(b.Bytes)
+		k, err = x509.ParseECPrivateKey(der)
 	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+		k, err = x509.ParsePKCS1PrivateKey(der)
 	default:
-		return nil, nil, fmt.Errorf("key: unexpected PEM type %q", b.Type)
+		return nil, fmt.Errorf("key: unexpected PEM type %q", typ)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("key: %w", err)
+		return nil, fmt.Errorf("key: %w", err)
 	}
 	switch k := k.(type) {
 	case *ecdsa.PrivateKey:
-		return k, b, nil
+		return k, nil
 	case *rsa.PrivateKey:
-		return k, b, nil
+		return k, nil
 	case ed25519.PrivateKey:
-		return k, b, nil
+		return k, nil
 	default:
-		return nil, nil, fmt.Errorf("key: unsupported key type %T", k)
+		return nil, fmt.Errorf("key: unsupported key type %T", k)
 	}
 }
 

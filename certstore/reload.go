@@ -25,20 +25,45 @@ func (s *Store) Reload(ctx context.Context) error {
 }
 
 // reloadLocked builds a new index from disk and publishes it if it differs
-// from the current one. hints are entries just written by this process:
-// when the content on disk is identical the hint is used without parsing.
-// The caller holds opMu.
+// from the current one, in phases: list the stored names, load them and the
+// operator file pairs, log the rejections, publish and log what changed,
+// and refresh the validated cache. hints are entries just written by this
+// process: when the content on disk is identical the hint is used without
+// parsing. The caller holds opMu.
 func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("certstore: reload: %w", err)
 	}
-	des, err := os.ReadDir(s.certsDir)
+	names, err := s.listStoredLocked()
 	if err != nil {
 		return fmt.Errorf("certstore: reload: %w", err)
 	}
 	old := s.idx.Load()
-	var names []string
 	s.pairReasons = make(map[string]string)
+	var rj rejects
+	entries := s.loadEntriesLocked(names, old, hints, &rj)
+	s.rejectAllLocked(&rj)
+	s.intern.retain(entries)
+	reasons := s.pairReasons // published read-only; the next reload makes a new one
+	s.pairReasons = nil
+	s.pairRejected.Store(&reasons)
+	s.saveValidLocked(entries)
+	if sameEntries(old, entries) && old.def == entries[s.def] {
+		return nil
+	}
+	s.idx.Store(buildIndex(entries, s.def))
+	s.logChangesLocked(old, entries)
+	return nil
+}
+
+// listStoredLocked returns the certificate directories under certs/ that
+// no operator file pair owns.
+func (s *Store) listStoredLocked() ([]string, error) {
+	des, err := os.ReadDir(s.certsDir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
 	for _, de := range des {
 		name := de.Name()
 		if !de.IsDir() || checkName("certificate name", name) != nil {
@@ -49,9 +74,15 @@ func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error
 		}
 		names = append(names, name)
 	}
+	return names, nil
+}
+
+// loadEntriesLocked loads every stored name and every operator file pair
+// and returns what is to be served, by certificate name. Rejections go to
+// rj.
+func (s *Store) loadEntriesLocked(names []string, old *index, hints map[string]*Entry, rj *rejects) map[string]*Entry {
 	entries := make(map[string]*Entry, len(names)+len(s.pairs))
-	var rj rejects
-	for i, e := range s.loadAllStored(names, old, hints, &rj) {
+	for i, e := range s.loadAllStored(names, old, hints, rj) {
 		if e != nil {
 			entries[names[i]] = e
 		}
@@ -61,20 +92,16 @@ func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error
 		if prev != nil && prev.Source != SourceFile {
 			prev = nil
 		}
-		if e := s.loadPair(p, prev, hints[name], &rj); e != nil {
+		if e := s.loadPair(p, prev, hints[name], rj); e != nil {
 			entries[name] = e
 		}
 	}
-	s.rejectAllLocked(&rj)
-	s.intern.retain(entries)
-	reasons := s.pairReasons // published read-only; the next reload makes a new one
-	s.pairReasons = nil
-	s.pairRejected.Store(&reasons)
+	return entries
+}
 
-	if sameEntries(old, entries) && old.def == entries[s.def] {
-		return nil
-	}
-	s.idx.Store(buildIndex(entries, s.def))
+// logChangesLocked logs cert.loaded, cert.reloaded and cert.removed for the
+// differences between old and the entries just published.
+func (s *Store) logChangesLocked(old *index, entries map[string]*Entry) {
 	for name, e := range entries {
 		switch prev := old.byName[name]; {
 		case prev == nil:
@@ -90,7 +117,32 @@ func (s *Store) reloadLocked(ctx context.Context, hints map[string]*Entry) error
 			s.log.Info("cert.removed", prev.logAttrs()...)
 		}
 	}
-	return nil
+}
+
+// validRewriteMin is how many fully validated versions, since the
+// validated cache was last written, make a reload after Open write it again
+// (or an eighth of the store, if more): a renewal wave rewrites it a few
+// times, not once per certificate. Open writes it whenever it validated
+// anything in full.
+const validRewriteMin = 64
+
+// saveValidLocked drops the validated cache read by Open (it serves only
+// the first load; later reloads compare with the entries in memory) and
+// rewrites the file when enough versions were validated in full since it
+// was last written. A failure is logged (store.cache_error) and costs only
+// time at the next start.
+func (s *Store) saveValidLocked(entries map[string]*Entry) {
+	opening := s.valid != nil || !s.opened
+	s.valid, s.opened = nil, true
+	n := s.uncached.Load()
+	if n == 0 || (!opening && n < max(validRewriteMin, int64(len(entries)/8))) {
+		return
+	}
+	if err := writeValidCache(s.dir, entries); err != nil {
+		s.log.Warn("store.cache_error", slog.String("path", filepath.Join(s.dir, validCacheName)), slog.Any("error", err))
+		return
+	}
+	s.uncached.Store(0)
 }
 
 func sameEntries(old *index, entries map[string]*Entry) bool {
@@ -117,39 +169,50 @@ const parallelLoadMin = 64
 // but the read-only old index and the concurrency-safe intern table.
 func (s *Store) loadAllStored(names []string, old *index, hints map[string]*Entry, rj *rejects) []*Entry {
 	out := make([]*Entry, len(names))
-	load := func(i int, rj *rejects) {
+	parts := make([]rejects, loadWorkers(len(names)))
+	forEachParallel(len(names), func(i, w int) {
 		prev := old.byName[names[i]]
 		if prev != nil && prev.Source != SourceStore {
 			prev = nil
 		}
-		out[i] = s.loadStored(names[i], prev, hints[names[i]], rj)
+		out[i] = s.loadStored(names[i], prev, hints[names[i]], &parts[w])
+	})
+	for _, p := range parts {
+		rj.items = append(rj.items, p.items...)
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(names)/parallelLoadMin)
-	if workers <= 1 {
-		for i := range names {
-			load(i, rj)
+	return out
+}
+
+// loadWorkers is the number of goroutines forEachParallel uses for n items.
+func loadWorkers(n int) int {
+	return max(1, min(runtime.GOMAXPROCS(0), n/parallelLoadMin))
+}
+
+// forEachParallel calls fn(i, w) for every i in [0, n), on loadWorkers(n)
+// goroutines (w is the worker's number, for per-worker results), and
+// returns when every call has returned.
+func forEachParallel(n int, fn func(i, w int)) {
+	workers := loadWorkers(n)
+	if workers == 1 {
+		for i := range n {
+			fn(i, 0)
 		}
-		return out
+		return
 	}
-	parts := make([]rejects, workers)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(names) {
+				if i >= n {
 					return
 				}
-				load(i, &parts[w])
+				fn(i, w)
 			}
 		})
 	}
 	wg.Wait()
-	for _, p := range parts {
-		rj.items = append(rj.items, p.items...)
-	}
-	return out
 }
 
 // rejects collects the versions a reload refused, to be logged once the
@@ -235,6 +298,9 @@ func (s *Store) entryFromVersion(name, version string, vf versionFiles, readErr 
 	sum := contentSum(vf.chain, vf.key, vf.meta)
 	for _, e := range []*Entry{hint, prev} {
 		if e != nil && e.sum == sum && e.Version == version {
+			if e == hint {
+				s.uncached.Add(1) // validated in full by the write
+			}
 			return e, nil
 		}
 	}
@@ -242,9 +308,16 @@ func (s *Store) entryFromVersion(name, version string, vf versionFiles, readErr 
 	if err := json.Unmarshal(vf.meta, &meta); err != nil {
 		return nil, fmt.Errorf("meta.json: %w", err)
 	}
-	pp, err := validate(vf.chain, vf.key, meta.Names, s.now(), s.intern)
+	check := validate
+	if s.valid.has(sum) {
+		check = validateCached // these bytes passed validate before
+	}
+	pp, err := check(vf.chain, vf.key, meta.Names, s.now(), s.intern)
 	if err != nil {
 		return nil, err
+	}
+	if !s.valid.has(sum) {
+		s.uncached.Add(1)
 	}
 	return &Entry{
 		Name: name, Version: version, Cert: pp.cert, Meta: meta, Source: SourceStore,

@@ -103,6 +103,14 @@ type Store struct {
 	pairReasons  map[string]string
 	pairRejected atomic.Pointer[map[string]string]
 
+	// valid is the validated cache read by Open, used by its first load
+	// and dropped after it; opened is set once that load is done; both
+	// guarded by opMu. uncached counts the versions validated in full since
+	// the cache was last written (loads run on several goroutines).
+	valid    validSums
+	opened   bool
+	uncached atomic.Int64
+
 	leases localLeases // in-process leases (Lock)
 	intern *derIntern  // intermediates shared between entries (own lock)
 
@@ -166,50 +174,68 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := s.cleanLocked(); err != nil {
 		return nil, err
 	}
+	s.valid = readValidCache(dir)
 	if err := s.reloadLocked(ctx, nil); err != nil {
 		return nil, err
 	}
-	for _, name := range s.storeNames() {
-		s.pruneLocked(name)
-	}
+	s.pruneAllLocked()
 	return s, nil
 }
 
 // cleanLocked removes temporary entries under certs/, each certs/<name>/ and
-// data/, and certificate directories that hold nothing.
+// data/, certificate directories that hold nothing, and temporary files of
+// the validated cache. The directories are read on several goroutines (a
+// large store has thousands); what was removed is logged in order after.
 func (s *Store) cleanLocked() error {
+	names := s.storeNames()
 	dirs := []string{s.certsDir, s.dataDir}
-	for _, name := range s.storeNames() {
+	for _, name := range names {
 		dirs = append(dirs, filepath.Join(s.certsDir, name))
 	}
+	type cleaned struct {
+		removed []string // paths
+		err     error
+	}
+	res := make([]cleaned, len(dirs))
+	forEachParallel(len(dirs), func(i, _ int) {
+		res[i].removed, res[i].err = s.cleanDir(dirs[i], i >= 2)
+	})
 	var errs []error
-	for _, d := range dirs {
-		removed, err := cleanTemp(d)
-		for _, r := range removed {
-			s.log.Info("store.cleaned", slog.String("path", filepath.Join(d, r)))
+	for _, r := range res {
+		for _, p := range r.removed {
+			s.log.Info("store.cleaned", slog.String("path", p))
 		}
-		if err != nil {
-			errs = append(errs, err)
+		if r.err != nil {
+			errs = append(errs, r.err)
 		}
 	}
-	for _, name := range s.storeNames() {
-		nameDir := filepath.Join(s.certsDir, name)
-		des, err := os.ReadDir(nameDir)
-		if err != nil || len(des) > 0 {
-			continue
-		}
-		// A crash between creating the directory and committing the
-		// first version leaves it empty.
-		if err := os.Remove(nameDir); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		s.log.Info("store.cleaned", slog.String("path", nameDir))
+	removed, err := cleanValidCacheTemp(s.dir)
+	for _, p := range removed {
+		s.log.Info("store.cleaned", slog.String("path", p))
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return fmt.Errorf("certstore: open: clean temporary files: %w", err)
 	}
 	return nil
+}
+
+// cleanDir removes the temporary entries of d and, if nameDir, d itself
+// when nothing else is in it (a crash between creating the directory and
+// committing the first version leaves it empty). It returns the paths
+// removed.
+func (s *Store) cleanDir(d string, nameDir bool) ([]string, error) {
+	removed, had, err := cleanTemp(d)
+	var paths []string
+	for _, r := range removed {
+		paths = append(paths, filepath.Join(d, r))
+	}
+	if err != nil || !nameDir || had > len(removed) {
+		return paths, err
+	}
+	if err := os.Remove(d); err != nil {
+		return paths, err
+	}
+	return append(paths, d), nil
 }
 
 // storeNames lists the certificate directory names under certs/. Errors
@@ -246,17 +272,39 @@ func (s *Store) isClosed() bool {
 	}
 }
 
+// pruneAllLocked prunes every stored certificate (Open): the directories
+// are read on several goroutines, the removals (rare: only names with more
+// than s.keep versions) made and logged in name order after.
+func (s *Store) pruneAllLocked() {
+	names := s.storeNames()
+	plans := make([]prunePlan, len(names))
+	forEachParallel(len(names), func(i, _ int) { plans[i] = s.planPrune(names[i]) })
+	for _, p := range plans {
+		s.applyPrune(p)
+	}
+}
+
 // pruneLocked removes old versions of certificate name so that at most
 // s.keep remain, never removing the version "current" points to or the one
 // being served. Failures are logged; pruning is retried on the next write.
-func (s *Store) pruneLocked(name string) {
+func (s *Store) pruneLocked(name string) { s.applyPrune(s.planPrune(name)) }
+
+// prunePlan is what pruning one certificate name removes.
+type prunePlan struct {
+	name   string
+	remove []string // version names
+	err    error    // listing the versions failed (not "does not exist")
+}
+
+// planPrune reads name's versions and chooses those to remove.
+func (s *Store) planPrune(name string) prunePlan {
 	nameDir := filepath.Join(s.certsDir, name)
 	vs, err := listVersions(nameDir)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("store.prune_error", slog.String("name", name), slog.Any("error", err))
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
 		}
-		return
+		return prunePlan{name: name, err: err}
 	}
 	keep := make(map[string]bool)
 	if cur, err := readCurrent(nameDir); err == nil {
@@ -268,14 +316,28 @@ func (s *Store) pruneLocked(name string) {
 	for i := len(vs) - 1; i >= 0 && len(keep) < s.keep; i-- {
 		keep[vs[i]] = true
 	}
+	p := prunePlan{name: name}
 	for _, v := range vs {
-		if keep[v] {
-			continue
+		if !keep[v] {
+			p.remove = append(p.remove, v)
 		}
+	}
+	return p
+}
+
+// applyPrune removes p's versions, logging each (cert.pruned) or the
+// failure (store.prune_error).
+func (s *Store) applyPrune(p prunePlan) {
+	if p.err != nil {
+		s.log.Warn("store.prune_error", slog.String("name", p.name), slog.Any("error", p.err))
+		return
+	}
+	nameDir := filepath.Join(s.certsDir, p.name)
+	for _, v := range p.remove {
 		if err := removeDir(filepath.Join(nameDir, v)); err != nil {
-			s.log.Warn("store.prune_error", slog.String("name", name), slog.String("version", v), slog.Any("error", err))
+			s.log.Warn("store.prune_error", slog.String("name", p.name), slog.String("version", v), slog.Any("error", err))
 			continue
 		}
-		s.log.Info("cert.pruned", slog.String("name", name), slog.String("version", v))
+		s.log.Info("cert.pruned", slog.String("name", p.name), slog.String("version", v))
 	}
 }
