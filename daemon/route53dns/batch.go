@@ -97,7 +97,11 @@ func (p *Provider) submit(ctx context.Context, tgt target, value string, add boo
 
 // drain waits BatchWindow for writes to gather, then sends the queue batch
 // by batch until it is empty; writes queued while a batch is in flight go
-// in the next one. It ends when the queue is empty.
+// in the next one. Before taking each batch it also waits (up to
+// maxBudgetWait) for the request budget to hold a token: when the budget,
+// not the window, is what a batch would wait for, the writes arriving
+// meanwhile join this batch instead of the next, so the calls per write
+// fall as the load grows. It ends when the queue is empty.
 func (p *Provider) drain(zoneID string, b *batcher) {
 	if p.gather != nil {
 		p.gather(b.len)
@@ -105,6 +109,7 @@ func (p *Provider) drain(zoneID string, b *batcher) {
 		time.Sleep(p.opts.BatchWindow)
 	}
 	for {
+		p.awaitBudget(maxBudgetWait)
 		b.mu.Lock()
 		ops := takeBatch(&b.queue)
 		if len(ops) == 0 {
@@ -116,6 +121,30 @@ func (p *Provider) drain(zoneID string, b *batcher) {
 		ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 		p.flush(ctx, zoneID, ops)
 		cancel()
+	}
+}
+
+// maxBudgetWait bounds drain's wait for a token of the request budget:
+// callers that reserve tokens ahead (GetChange polls) can keep the bucket
+// empty, and a batch must not starve behind them; after this it queues for
+// a token like every other call.
+const maxBudgetWait = 2 * time.Second
+
+// awaitBudget returns once the request budget holds a whole token, or after
+// bound. It takes no token.
+func (p *Provider) awaitBudget(bound time.Duration) {
+	deadline := time.Now().Add(bound)
+	for {
+		short := 1 - p.limit.Tokens() // tokens missing
+		if short <= 0 {
+			return
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		d := time.Duration(short / float64(p.limit.Limit()) * float64(time.Second))
+		time.Sleep(min(max(d, 10*time.Millisecond), left))
 	}
 }
 
@@ -145,10 +174,42 @@ type setPlan struct {
 	changes []types.Change
 }
 
-// flush applies ops (one zone) in as few change batches as the limits allow.
-// Each set is compare-and-swapped; sets named in a rejection are re-read
-// and the batch resent, up to p.cas attempts per set.
+// flush applies ops (one zone) in as few change batches as the limits allow,
+// in phases: group the ops by set and journal the adds (groupOps), then per
+// attempt read what is unknown, plan every set (planAll) and send the
+// chunks (sendChunks). Each set is compare-and-swapped; sets named in a
+// rejection are re-read and the batch resent, up to p.cas attempts per set.
 func (p *Provider) flush(ctx context.Context, zoneID string, ops []*op) {
+	byName := p.groupOps(zoneID, ops)
+	fs := &flushState{conflicts: map[string]int{}, direct: map[string]bool{}}
+	for attempt := 1; len(byName) > 0; attempt++ {
+		if attempt > 1 {
+			if err := sleep(ctx, p.cas.delay(attempt-1, p.rnd())); err != nil {
+				failAll(byName, fmt.Errorf("route53: updating zone %s: %w", zoneID, err))
+				return
+			}
+		}
+		if err := p.readUnknown(ctx, zoneID, byName, fs.direct); err != nil {
+			failAll(byName, err)
+			return
+		}
+		for _, chunk := range chunks(p.planAll(zoneID, byName)) {
+			p.sendChunk(ctx, zoneID, chunk, byName, fs, attempt)
+		}
+	}
+}
+
+// flushState is what one flush keeps across its attempts.
+type flushState struct {
+	conflicts map[string]int  // rejections per name
+	direct    map[string]bool // names to read on their own page
+}
+
+// groupOps drops adds whose caller is gone, groups the rest by set name and
+// records the adds in the journal before anything is written, so that a
+// crash after the change cannot leave a value nobody knows about. Adds the
+// journal could not record fail.
+func (p *Provider) groupOps(zoneID string, ops []*op) map[string][]*op {
 	byName := map[string][]*op{}
 	var adds []entryKey
 	for _, o := range ops {
@@ -161,74 +222,71 @@ func (p *Provider) flush(ctx context.Context, zoneID string, ops []*op) {
 			adds = append(adds, o.key(zoneID))
 		}
 	}
-	if len(adds) > 0 {
-		// Recorded before anything is written, so that a crash after the
-		// change cannot leave a value nobody knows about.
-		if err := p.journal.persist(adds, p.now()); err != nil {
-			for name, os := range byName {
-				byName[name] = slices.DeleteFunc(os, func(o *op) bool {
-					if o.add {
-						o.finish("", err)
-					}
-					return o.add
-				})
-			}
+	if len(adds) == 0 {
+		return byName
+	}
+	if err := p.journal.persist(adds, p.now()); err != nil {
+		for name, os := range byName {
+			byName[name] = slices.DeleteFunc(os, func(o *op) bool {
+				if o.add {
+					o.finish("", err)
+				}
+				return o.add
+			})
 		}
 	}
-	conflicts := map[string]int{} // rejections per name
-	direct := map[string]bool{}   // names to read on their own page
-	for attempt := 1; len(byName) > 0; attempt++ {
-		if attempt > 1 {
-			if err := sleep(ctx, p.cas.delay(attempt-1, p.rnd())); err != nil {
-				failAll(byName, fmt.Errorf("route53: updating zone %s: %w", zoneID, err))
-				return
-			}
+	return byName
+}
+
+// planAll plans every set of byName, finishing (and dropping from byName)
+// those already as wanted; the plans are in name order.
+func (p *Provider) planAll(zoneID string, byName map[string][]*op) []*setPlan {
+	var plans []*setPlan
+	for name, os := range byName {
+		sp := p.planSet(zoneID, name, os)
+		if sp.changes == nil {
+			p.finishSet(zoneID, sp, "")
+			delete(byName, name)
+			continue
 		}
-		if err := p.readUnknown(ctx, zoneID, byName, direct); err != nil {
-			failAll(byName, err)
-			return
+		plans = append(plans, sp)
+	}
+	slices.SortFunc(plans, func(a, b *setPlan) int { return compareNames(a.name, b.name) })
+	return plans
+}
+
+// sendChunk sends one batch and settles its sets: done ones finish and
+// leave byName; on a rejection the sets it names are forgotten, read on
+// their own next attempt, and fail once they ran out of attempts; any
+// other error fails the whole chunk.
+func (p *Provider) sendChunk(ctx context.Context, zoneID string, chunk []*setPlan, byName map[string][]*op, fs *flushState, attempt int) {
+	id, err := p.change(ctx, zoneID, chunk)
+	if err == nil {
+		for _, sp := range chunk {
+			p.remember(zoneID, sp.name, sp.want)
+			p.finishSet(zoneID, sp, id)
+			delete(byName, sp.name)
 		}
-		var plans []*setPlan
-		for name, os := range byName {
-			sp := p.planSet(zoneID, name, os)
-			if sp.changes == nil {
-				p.finishSet(zoneID, sp, "")
-				delete(byName, name)
-				continue
-			}
-			plans = append(plans, sp)
+		return
+	}
+	icb, ok := isInvalidChangeBatch(err)
+	if !ok {
+		for _, sp := range chunk {
+			failOps(sp.ops, err)
+			delete(byName, sp.name)
 		}
-		slices.SortFunc(plans, func(a, b *setPlan) int { return compareNames(a.name, b.name) })
-		for _, chunk := range chunks(plans) {
-			id, err := p.change(ctx, zoneID, chunk)
-			if err == nil {
-				for _, sp := range chunk {
-					p.remember(zoneID, sp.name, sp.want)
-					p.finishSet(zoneID, sp, id)
-					delete(byName, sp.name)
-				}
-				continue
-			}
-			icb, ok := isInvalidChangeBatch(err)
-			if !ok {
-				for _, sp := range chunk {
-					failOps(sp.ops, err)
-					delete(byName, sp.name)
-				}
-				continue
-			}
-			named := rejectedSets(icb.Messages, chunk)
-			p.log.Info("dns.txt_conflict", "zone", zoneID, "sets", len(named), "batch", len(chunk), "attempt", attempt)
-			for _, sp := range named {
-				p.forget(zoneID, sp.name)
-				direct[sp.name] = true
-				conflicts[sp.name]++
-				if conflicts[sp.name] >= p.cas.attempts {
-					failOps(sp.ops, fmt.Errorf("route53: updating %s: %w after %d attempts: %v: %s",
-						sp.name, errCASExhausted, conflicts[sp.name], err, strings.Join(icb.Messages, "; ")))
-					delete(byName, sp.name)
-				}
-			}
+		return
+	}
+	named := rejectedSets(icb.Messages, chunk)
+	p.log.Info("dns.txt_conflict", "zone", zoneID, "sets", len(named), "batch", len(chunk), "attempt", attempt)
+	for _, sp := range named {
+		p.forget(zoneID, sp.name)
+		fs.direct[sp.name] = true
+		fs.conflicts[sp.name]++
+		if fs.conflicts[sp.name] >= p.cas.attempts {
+			failOps(sp.ops, fmt.Errorf("route53: updating %s: %w after %d attempts: %v: %s",
+				sp.name, errCASExhausted, fs.conflicts[sp.name], err, strings.Join(icb.Messages, "; ")))
+			delete(byName, sp.name)
 		}
 	}
 }
