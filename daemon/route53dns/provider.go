@@ -192,23 +192,10 @@ func New(client *route53.Client, opts Options) (*Provider, error) {
 	if client == nil {
 		return nil, errors.New("route53: nil client")
 	}
-	if opts.TTL < 0 || opts.PropagationTimeout < 0 || opts.MaxRPS < 0 || opts.BatchWindow < 0 {
-		return nil, errors.New("route53: negative TTL, PropagationTimeout, MaxRPS or BatchWindow")
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if opts.TTL == 0 {
-		opts.TTL = defaultTTL
-	}
-	if opts.PropagationTimeout == 0 {
-		opts.PropagationTimeout = defaultPropagationTimeout
-	}
-	if opts.MaxRPS == 0 {
-		opts.MaxRPS = DefaultMaxRPS
-	}
-	if opts.BatchWindow == 0 {
-		opts.BatchWindow = DefaultBatchWindow
-	}
-	opts.ZoneID = trimID(opts.ZoneID, "hostedzone")
-	opts.NameServers = append([]string(nil), opts.NameServers...)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -248,6 +235,29 @@ func New(client *route53.Client, opts Options) (*Provider, error) {
 		watches:    make(map[string]*serveWatch),
 	}
 	return p, jerr
+}
+
+// withDefaults checks o and fills its zero fields with the defaults; the
+// returned copy owns its NameServers slice.
+func (o Options) withDefaults() (Options, error) {
+	if o.TTL < 0 || o.PropagationTimeout < 0 || o.MaxRPS < 0 || o.BatchWindow < 0 {
+		return o, errors.New("route53: negative TTL, PropagationTimeout, MaxRPS or BatchWindow")
+	}
+	if o.TTL == 0 {
+		o.TTL = defaultTTL
+	}
+	if o.PropagationTimeout == 0 {
+		o.PropagationTimeout = defaultPropagationTimeout
+	}
+	if o.MaxRPS == 0 {
+		o.MaxRPS = DefaultMaxRPS
+	}
+	if o.BatchWindow == 0 {
+		o.BatchWindow = DefaultBatchWindow
+	}
+	o.ZoneID = trimID(o.ZoneID, "hostedzone")
+	o.NameServers = append([]string(nil), o.NameServers...)
+	return o, nil
 }
 
 // RecordName returns the challenge record name for an ACME identifier:

@@ -224,10 +224,7 @@ func (p *Provider) waitServed(ctx context.Context, servers []string, name, value
 	}
 	delete(w.waiters, sw)
 	if len(w.waiters) == 0 {
-		w.cancel()
-		if p.watches[key] == w {
-			delete(p.watches, key)
-		}
+		p.dropWatchLocked(key, w)
 	}
 	var missing, why []string
 	for s := range sw.missing {
@@ -248,58 +245,14 @@ func (p *Provider) waitServed(ctx context.Context, servers []string, name, value
 // pollServed asks the servers some waiter still misses for name's TXT
 // values, round after round, until no waiter is left.
 func (p *Provider) pollServed(ctx context.Context, key, name string, w *serveWatch) {
-	type answer struct {
-		vals []string
-		err  error
-	}
 	for n := 1; ; n++ {
-		p.mu.Lock()
-		ask := map[string]bool{}
-		for sw := range w.waiters {
-			for s := range sw.missing {
-				ask[s] = true
-			}
-		}
-		p.mu.Unlock()
-		var mu sync.Mutex // guards got during the round
-		got := map[string]answer{}
-		var wg sync.WaitGroup
-		for s := range ask {
-			wg.Go(func() {
-				vals, err := p.served(ctx, s, name)
-				mu.Lock()
-				defer mu.Unlock()
-				got[s] = answer{vals, err}
-			})
-		}
-		wg.Wait()
+		got := p.askRound(ctx, name, p.stillMissing(w))
 		if ctx.Err() != nil {
 			return
 		}
-		p.mu.Lock()
-		for sw := range w.waiters {
-			for s := range sw.missing {
-				a := got[s]
-				if a.err == nil && slices.Contains(a.vals, sw.value) {
-					delete(sw.missing, s)
-					continue
-				}
-				sw.lastErr[s] = a.err
-			}
-			if len(sw.missing) == 0 {
-				close(sw.done)
-				delete(w.waiters, sw)
-			}
-		}
-		if len(w.waiters) == 0 {
-			w.cancel()
-			if p.watches[key] == w {
-				delete(p.watches, key)
-			}
-			p.mu.Unlock()
+		if p.settleRound(key, w, got) {
 			return
 		}
-		p.mu.Unlock()
 		t := time.NewTimer(p.poll.delay(n, p.rnd()))
 		select {
 		case <-ctx.Done():
@@ -310,6 +263,81 @@ func (p *Provider) pollServed(ctx context.Context, key, name string, w *serveWat
 			n = 0 // a new value: poll fast again
 		case <-t.C:
 		}
+	}
+}
+
+// servedAnswer is one server's answer in a round of pollServed.
+type servedAnswer struct {
+	vals []string
+	err  error
+}
+
+// stillMissing returns the servers that some waiter of w has not seen its
+// value at yet.
+func (p *Provider) stillMissing(w *serveWatch) map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ask := map[string]bool{}
+	for sw := range w.waiters {
+		for s := range sw.missing {
+			ask[s] = true
+		}
+	}
+	return ask
+}
+
+// askRound asks every server in ask for name's TXT values in parallel and
+// returns their answers once all have answered (or failed).
+func (p *Provider) askRound(ctx context.Context, name string, ask map[string]bool) map[string]servedAnswer {
+	var mu sync.Mutex // guards got during the round
+	got := map[string]servedAnswer{}
+	var wg sync.WaitGroup
+	for s := range ask {
+		wg.Go(func() {
+			vals, err := p.served(ctx, s, name)
+			mu.Lock()
+			defer mu.Unlock()
+			got[s] = servedAnswer{vals, err}
+		})
+	}
+	wg.Wait()
+	return got
+}
+
+// settleRound applies a round's answers to w's waiters: a server that served
+// a waiter's value is no longer missing for it, and a waiter missing none is
+// released. It reports whether no waiter is left, in which case the watch is
+// dropped.
+func (p *Provider) settleRound(key string, w *serveWatch, got map[string]servedAnswer) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for sw := range w.waiters {
+		for s := range sw.missing {
+			a := got[s]
+			if a.err == nil && slices.Contains(a.vals, sw.value) {
+				delete(sw.missing, s)
+				continue
+			}
+			sw.lastErr[s] = a.err
+		}
+		if len(sw.missing) == 0 {
+			close(sw.done)
+			delete(w.waiters, sw)
+		}
+	}
+	if len(w.waiters) > 0 {
+		return false
+	}
+	p.dropWatchLocked(key, w)
+	return true
+}
+
+// dropWatchLocked stops w's poll and forgets it under key (unless a newer
+// watch took its place). p.mu must be held.
+func (p *Provider) dropWatchLocked(key string, w *serveWatch) {
+	w.cancel()
+	if p.watches[key] == w {
+		delete(p.watches, key)
 	}
 }
 
