@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edgecert/edgecert/internal/devrig/authdns"
+	"github.com/edgecert/edgecert/internal/devrig/authdns/authdnstest"
 	"github.com/edgecert/edgecert/internal/devrig/fakeroute53"
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
 )
@@ -43,11 +44,7 @@ func newRig(t testing.TB, opts pebblerig.Options) *rig {
 // here), e.g. Route 53's rate limit.
 func newRigWith(t testing.TB, opts pebblerig.Options, r53opts fakeroute53.Options) *rig {
 	t.Helper()
-	dns, err := authdns.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dns.Close() })
+	dns := authdnstest.Start(t)
 	r53opts.DNS = dns
 	r53 := fakeroute53.New(r53opts)
 	r53.AddZone(fakeroute53.Zone{ID: rigZoneID, Name: "example.test", NameServers: []string{"ns1.example.invalid"}})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/edgecert/edgecert/certstore"
 	"github.com/edgecert/edgecert/internal/devrig/authdns"
+	"github.com/edgecert/edgecert/internal/devrig/authdns/authdnstest"
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
 )
 
@@ -35,11 +36,7 @@ type rig struct {
 
 func startRig(t *testing.T, opts pebblerig.Options) *rig {
 	t.Helper()
-	dns, err := authdns.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dns.Close() })
+	dns := authdnstest.Start(t)
 	opts.DNSAddr = dns.Addr()
 	if opts.Profiles == nil {
 		opts.Profiles = map[string]time.Duration{"short": 10 * time.Minute, "default": 90 * 24 * time.Hour}

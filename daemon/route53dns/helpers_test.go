@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/edgecert/edgecert/internal/devrig/authdns"
+	"github.com/edgecert/edgecert/internal/devrig/authdns/authdnstest"
 	"github.com/edgecert/edgecert/internal/devrig/fakeroute53"
 )
 
@@ -35,19 +36,9 @@ type envOpts struct {
 	zones   []fakeroute53.Zone // in addition to ZA
 }
 
-func startDNS(t testing.TB) *authdns.Server {
-	t.Helper()
-	s, err := authdns.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
-	d := startDNS(t)
+	d := authdnstest.Start(t)
 	f := fakeroute53.New(fakeroute53.Options{DNS: d, Mirrors: o.mirrors, InsyncAfter: o.insync})
 	f.AddZone(fakeroute53.Zone{ID: "ZA", Name: "example.test", NameServers: []string{d.Addr()}})
 	for _, z := range o.zones {

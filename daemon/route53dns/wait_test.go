@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/edgecert/edgecert/internal/devrig/authdns/authdnstest"
 	"github.com/edgecert/edgecert/internal/devrig/fakeroute53"
 	"github.com/edgecert/edgecert/internal/poll"
 )
@@ -61,7 +62,7 @@ func TestWaitBoundedWhenInsyncIsLate(t *testing.T) {
 // TestWaitForEveryNameServer uses two authoritative servers, the second one
 // lagging behind INSYNC.
 func TestWaitForEveryNameServer(t *testing.T) {
-	mirror := startDNS(t)
+	mirror := authdnstest.Start(t)
 	const lag = 400 * time.Millisecond
 	e := newEnv(t, envOpts{insync: 50 * time.Millisecond, mirrors: []fakeroute53.Mirror{{DNS: mirror, Lag: lag}}})
 	p := e.provider(t, Options{ZoneID: "ZA", NameServers: []string{e.dns.Addr(), mirror.Addr()}})
@@ -89,7 +90,7 @@ func TestWaitForEveryNameServer(t *testing.T) {
 }
 
 func TestWaitNamesTheServerThatNeverServes(t *testing.T) {
-	mirror := startDNS(t)
+	mirror := authdnstest.Start(t)
 	e := newEnv(t, envOpts{mirrors: []fakeroute53.Mirror{{DNS: mirror, Lag: time.Hour}}})
 	p := e.provider(t, Options{ZoneID: "ZA", NameServers: []string{e.dns.Addr(), mirror.Addr()}, PropagationTimeout: 500 * time.Millisecond})
 	ctx := ctxTimeout(t)

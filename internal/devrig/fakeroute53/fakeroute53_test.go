@@ -24,6 +24,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/edgecert/edgecert/internal/devrig/authdns"
+	"github.com/edgecert/edgecert/internal/devrig/authdns/authdnstest"
 )
 
 // rig is a fake behind a real HTTP listener plus an SDK client without
@@ -55,16 +56,6 @@ func newClient(url string, r aws.Retryer, opts ...func(*route53.Options)) *route
 		Retryer:     func() aws.Retryer { return r },
 	}
 	return route53.NewFromConfig(cfg, append([]func(*route53.Options){func(o *route53.Options) { o.BaseEndpoint = aws.String(url) }}, opts...)...)
-}
-
-func startDNS(t *testing.T) *authdns.Server {
-	t.Helper()
-	s, err := authdns.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 func txtSet(name string, ttl int64, quoted ...string) *types.ResourceRecordSet {
@@ -436,7 +427,7 @@ func sorted(s []string) []string {
 }
 
 func TestPublishesOnlyAtInsync(t *testing.T) {
-	primary, mirror := startDNS(t), startDNS(t)
+	primary, mirror := authdnstest.Start(t), authdnstest.Start(t)
 	const (
 		insync = 200 * time.Millisecond
 		lag    = 300 * time.Millisecond
@@ -496,7 +487,7 @@ func TestPublishesOnlyAtInsync(t *testing.T) {
 }
 
 func TestNeverInsyncHoldsPublication(t *testing.T) {
-	primary := startDNS(t)
+	primary := authdnstest.Start(t)
 	const name = "_acme-challenge.example.test"
 	synctest.Test(t, func(t *testing.T) {
 		r := bubbleRig(t, Options{DNS: primary, InsyncAfter: 10 * time.Millisecond}, zoneA)

@@ -19,15 +19,12 @@ import (
 	"golang.org/x/crypto/acme"
 
 	"github.com/edgecert/edgecert/internal/devrig/authdns"
+	"github.com/edgecert/edgecert/internal/devrig/authdns/authdnstest"
 )
 
 func startRig(t *testing.T, opts Options) (*CA, *authdns.Server) {
 	t.Helper()
-	dns, err := authdns.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dns.Close() })
+	dns := authdnstest.Start(t)
 	opts.DNSAddr = dns.Addr()
 	c, err := Start(opts)
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/crypto/acme"
 
-	"github.com/edgecert/edgecert/internal/devrig/authdns"
+	"github.com/edgecert/edgecert/internal/devrig/authdns/authdnstest"
 	"github.com/edgecert/edgecert/internal/devrig/fakeroute53"
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
 	"github.com/edgecert/edgecert/internal/devrig/s3rig"
@@ -33,11 +33,7 @@ import (
 func TestCounters(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	dns, err := authdns.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dns.Close()
+	dns := authdnstest.Start(t)
 	ca, err := pebblerig.Start(pebblerig.Options{DNSAddr: dns.Addr(), Profiles: map[string]time.Duration{"p": time.Hour}})
 	if err != nil {
 		t.Fatal(err)
