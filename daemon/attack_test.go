@@ -2,28 +2,21 @@ package daemon
 
 import (
 	"bufio"
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/edgecert/edgecert/certstore/certstoretest"
+	"github.com/edgecert/edgecert/internal/attack"
 	"github.com/edgecert/edgecert/internal/poll"
 )
 
@@ -79,12 +72,19 @@ func attackScaleFor(long bool) attackScale {
 
 // target is the daemon under attack.
 type target struct {
-	addr  string
-	roots *x509.CertPool
-	d     *daemonRun
-	pair  func() string // rewrites the operator pair, returns its serial
-	dir   string        // the operator pair's directory
+	at   attack.Target
+	addr string
+	d    *daemonRun
+	pair func() string // rewrites the operator pair, returns its serial
+	dir  string        // the operator pair's directory
 }
+
+// attackers is where the attack connections come from; the normal client
+// is on another loopback address, so that the per-client cap on the
+// attackers' does not apply to it.
+var attackers = []string{"127.0.0.1"}
+
+const normalFrom = "127.0.0.2"
 
 func startTarget(t *testing.T, lim Limits) *target {
 	t.Helper()
@@ -120,123 +120,17 @@ func startTarget(t *testing.T, lim Limits) *target {
 	}
 	cfg.Limits = lim
 	d := start(t, cfg)
-	return &target{addr: d.addrs["https"], roots: ca.Pool, d: d, pair: pair, dir: op}
-}
-
-// dial opens a TLS connection from the loopback address from.
-func (tg *target) dial(from, proto string) (*tls.Conn, error) {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
-	return tls.DialWithDialer(d, "tcp", tg.addr, &tls.Config{ServerName: "a.example.test", RootCAs: tg.roots, NextProtos: []string{proto}})
-}
-
-// normalClient makes requests (HTTP/2 and HTTP/1, from 127.0.0.2 so the
-// per-client cap on the attackers' 127.0.0.1 does not apply) until stopped,
-// and records their latencies and failures.
-type normalClient struct {
-	mu   sync.Mutex // guards lat and errs
-	lat  []time.Duration
-	errs []string
-	stop chan struct{}
-	done chan struct{}
-}
-
-func (tg *target) normal() *normalClient {
-	nc := &normalClient{stop: make(chan struct{}), done: make(chan struct{})}
-	mk := func(h2 bool) *http.Client {
-		tr := &http.Transport{
-			TLSClientConfig:   &tls.Config{ServerName: "a.example.test", RootCAs: tg.roots},
-			ForceAttemptHTTP2: h2,
-			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
-				return d.DialContext(ctx, network, tg.addr)
-			},
-		}
-		if !h2 {
-			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-		}
-		return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	}
-	clients := []*http.Client{mk(true), mk(false)}
-	go func() {
-		defer close(nc.done)
-		// Request first, then wait: every row, however short its attack,
-		// sees at least one request (finish waits for it).
-		for i := 0; ; i++ {
-			if i > 0 {
-				select {
-				case <-nc.stop:
-					return
-				case <-time.After(20 * time.Millisecond):
-				}
-			}
-			start := time.Now()
-			resp, err := clients[i%2].Get("https://a.example.test/api")
-			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if err == nil && resp.StatusCode != 200 {
-					err = fmt.Errorf("status %d", resp.StatusCode)
-				}
-			}
-			nc.mu.Lock()
-			if err != nil {
-				nc.errs = append(nc.errs, err.Error())
-			} else {
-				nc.lat = append(nc.lat, time.Since(start))
-			}
-			nc.mu.Unlock()
-		}
-	}()
-	return nc
-}
-
-// count returns the number of requests done so far, failed or not.
-func (nc *normalClient) count() int {
-	nc.mu.Lock()
-	defer nc.mu.Unlock()
-	return len(nc.lat) + len(nc.errs)
-}
-
-// finish stops the client and returns its p99 and failures.
-func (nc *normalClient) finish() (p99 time.Duration, n int, errs []string) {
-	close(nc.stop)
-	<-nc.done
-	nc.mu.Lock()
-	defer nc.mu.Unlock()
-	lat := slices.Clone(nc.lat)
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		p99 = lat[(len(lat)*99)/100]
-	}
-	return p99, len(lat), nc.errs
+	addr := d.addrs["https"]
+	return &target{at: attack.Target{Addr: addr, ServerName: "a.example.test", Roots: ca.Pool}, addr: addr, d: d, pair: pair, dir: op}
 }
 
 // rssMiB is the process's resident set size.
 func rssMiB(t *testing.T) int64 {
-	b, err := os.ReadFile("/proc/self/statm")
+	kib, err := attack.RSSKiB([]int{os.Getpid()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(b))
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize()) >> 20
-}
-
-// allClosed waits for every conn to be closed by the daemon (a read
-// fails other than by the local timeout) within d, and returns how many
-// were still open.
-func allClosed(conns []net.Conn, d time.Duration) int {
-	var open atomic.Int32
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Go(func() {
-			if !closedWithin(c, d) {
-				open.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	return int(open.Load())
+	return kib >> 10
 }
 
 func TestAttack(t *testing.T) {
@@ -244,122 +138,78 @@ func TestAttack(t *testing.T) {
 	tg := startTarget(t, sc.lim)
 	lim := sc.lim
 
-	var runOn func(tg *target, name string, deadline time.Duration, attack func(t *testing.T) []net.Conn)
-	var current *normalClient // the normal client of the attack running
-	// run replays one attack while the normal client runs and checks the
-	// common assertions. attack returns the connections that must be
-	// closed by the daemon within deadline (+ attackSlack).
-	run := func(name string, deadline time.Duration, attack func(t *testing.T) []net.Conn) {
-		runOn(tg, name, deadline, attack)
-	}
-	runOn = func(tg *target, name string, deadline time.Duration, attack func(t *testing.T) []net.Conn) {
+	var current *attack.Normal // the normal client of the attack running
+	// runOn replays one attack on tg while the normal client runs and
+	// checks the common assertions. attack returns the connections that
+	// must be closed by the daemon within deadline (+ attackSlack); it
+	// fails the test itself when it cannot run.
+	runOn := func(tg *target, name string, deadline time.Duration, attackFn func(t *testing.T) []net.Conn) {
 		t.Run(name, func(t *testing.T) {
 			rss0 := rssMiB(t)
-			nc := tg.normal()
+			nc := attack.StartNormal(tg.at, normalFrom, "/api", 20*time.Millisecond)
 			current = nc
-			conns := attack(t)
+			conns := attackFn(t)
 			start := time.Now()
-			if open := allClosed(conns, deadline+attackSlack); open > 0 {
+			if open, _ := attack.Closed(conns, start.Add(deadline+attackSlack)); open > 0 {
 				t.Errorf("%d of %d attack connections still open %v after the attack (deadline %v)", open, len(conns), time.Since(start).Round(time.Millisecond), deadline)
 			}
-			for _, c := range conns {
-				c.Close()
-			}
+			attack.CloseAll(conns)
 			rss := rssMiB(t)
-			p99, n, errs := nc.finish()
-			t.Logf("%s: %d attack connections, normal client %d requests p99 %v, RSS %d -> %d MiB", name, len(conns), n, p99.Round(10*time.Microsecond), rss0, rss)
-			if len(errs) > 0 {
-				t.Errorf("normal client: %d of %d requests failed, e.g. %s", len(errs), n+len(errs), errs[0])
+			st := nc.Stop()
+			t.Logf("%s: %d attack connections, normal client %d requests p99 %v, RSS %d -> %d MiB", name, len(conns), st.N, st.P99.Round(10*time.Microsecond), rss0, rss)
+			if len(st.Errs) > 0 {
+				t.Errorf("normal client: %d of %d requests failed, e.g. %s", len(st.Errs), st.N+len(st.Errs), st.Errs[0])
 			}
-			if n == 0 {
+			if st.N == 0 {
 				t.Errorf("normal client made no request during the attack")
 			}
-			if p99 > attackP99Bound {
-				t.Errorf("normal client p99 %v; bound %v", p99, attackP99Bound)
+			if st.P99 > attackP99Bound {
+				t.Errorf("normal client p99 %v; bound %v", st.P99, attackP99Bound)
 			}
 			if rss-rss0 > sc.rssBound {
 				t.Errorf("RSS grew %d MiB; bound %d MiB", rss-rss0, sc.rssBound)
 			}
-			if code, _ := get(t, "https://a.example.test/bench", httpsClient(tg.addr, tg.roots)); code != 200 {
+			if code, _ := get(t, "https://a.example.test/bench", httpsClient(tg.addr, tg.at.Roots)); code != 200 {
 				t.Fatalf("daemon not answering after the attack: %d", code)
 			}
 		})
 	}
-
-	h2conn := func(t *testing.T) *h2Client {
-		c, err := tg.dial("127.0.0.1", "h2")
-		if err != nil {
-			t.Fatal(err)
+	run := func(name string, deadline time.Duration, attackFn func(t *testing.T) []net.Conn) {
+		runOn(tg, name, deadline, attackFn)
+	}
+	// must(t)(conns, err) fails t when an attack could not run and
+	// returns its connections otherwise.
+	must := func(t *testing.T) func([]net.Conn, error) []net.Conn {
+		return func(conns []net.Conn, err error) []net.Conn {
+			t.Helper()
+			if err != nil {
+				attack.CloseAll(conns)
+				t.Fatal(err)
+			}
+			return conns
 		}
-		if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
-			t.Fatal(err)
-		}
-		h := &h2Client{conn: c, fr: http2.NewFramer(c, c)}
-		h.enc = hpack.NewEncoder(&h.hbuf)
-		_ = h.fr.WriteSettings()
-		return h
 	}
 
 	run("h2 streams with bodies that never finish", lim.BodyTimeout+lim.IdleTimeout, func(t *testing.T) []net.Conn {
-		var conns []net.Conn
-		for range sc.conns {
-			h := h2conn(t)
-			for i := range 250 { // what the attacker tried; beyond the cap is refused
-				_ = h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: h.headerBlock("POST", "/"), EndHeaders: true})
-			}
-			conns = append(conns, h.conn)
-		}
-		return conns
+		// 250 streams each: what the attacker tried; beyond the cap is refused.
+		return must(t)(attack.H2Bodies(t.Context(), tg.at, attackers, sc.conns, 250, "/"))
 	})
 	run("h2 header block sent slowly (CONTINUATION)", lim.HeaderTimeout, func(t *testing.T) []net.Conn {
-		var conns []net.Conn
-		for range sc.conns {
-			h := h2conn(t)
-			block := h.headerBlock("GET", "/")
-			_ = h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:1]})
-			go func() {
-				for i := 0; i < 1000 && h.fr.WriteContinuation(1, false, block[1:2]) == nil; i++ {
-					time.Sleep(lim.HeaderTimeout / 5)
-				}
-			}()
-			conns = append(conns, h.conn)
-		}
-		return conns
+		return must(t)(attack.H2SlowHeaders(t.Context(), tg.at, attackers, sc.conns, "/", lim.HeaderTimeout/5))
+	})
+	// The reaper closes a head that has not arrived within 1.5× the bound.
+	run("HTTP/1 head sent slowly (slowloris)", lim.HeaderTimeout*3/2, func(t *testing.T) []net.Conn {
+		return must(t)(attack.Slowloris(t.Context(), tg.at, attackers, sc.conns, lim.HeaderTimeout/5))
 	})
 	run("HTTP/1 body sent slowly", lim.BodyTimeout, func(t *testing.T) []net.Conn {
-		var conns []net.Conn
-		for range sc.conns {
-			c, err := tg.dial("127.0.0.1", "http/1.1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: a.example.test\r\nContent-Length: 100000\r\n\r\nx")
-			go func() {
-				for i := 0; i < 1000; i++ {
-					time.Sleep(lim.BodyTimeout / 5)
-					if _, err := c.Write([]byte("x")); err != nil {
-						return
-					}
-				}
-			}()
-			conns = append(conns, c)
-		}
-		return conns
+		return must(t)(attack.SlowBody(t.Context(), tg.at, attackers, sc.conns, "/", lim.BodyTimeout/5))
 	})
 	run("clients that never read /data?size=1&unit=gb", lim.WriteTimeout, func(t *testing.T) []net.Conn {
-		var conns []net.Conn
-		for range sc.conns {
-			c, err := tg.dial("127.0.0.1", "http/1.1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(c, "GET /data?size=1&unit=gb HTTP/1.1\r\nHost: a.example.test\r\n\r\n")
-			conns = append(conns, c)
-		}
-		// Never read until the daemon has given up (closedWithin then
-		// drains what the kernel buffered): its first http.write_stalled
-		// line, then one more WriteTimeout for the others, which filled
-		// their buffers at the same time.
+		conns := must(t)(attack.NeverRead(t.Context(), tg.at, attackers, sc.conns, "/data?size=1&unit=gb"))
+		// Never read until the daemon has given up (Closed then drains
+		// what the kernel buffered): its first http.write_stalled line,
+		// then one more WriteTimeout for the others, which filled their
+		// buffers at the same time.
 		before := strings.Count(tg.d.logs.String(), "http.write_stalled")
 		poll.Until(t, lim.WriteTimeout+attackSlack, "http.write_stalled in the log", func() bool {
 			return strings.Count(tg.d.logs.String(), "http.write_stalled") > before
@@ -375,7 +225,12 @@ func TestAttack(t *testing.T) {
 		ends := make([]string, n)
 		var wg sync.WaitGroup
 		for i := range n {
-			h := h2conn(t)
+			hc, err := tg.at.DialH2(t.Context(), attackers[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := &h2Client{conn: hc.Conn, fr: hc.Framer}
+			h.enc = hpack.NewEncoder(&h.hbuf)
 			wg.Go(func() {
 				defer h.conn.Close()
 				ends[i], _ = starveStream(h, "/data?size=1&unit=gb", "/data?size=64&unit=mb", i%2 == 1, lim.WriteTimeout+attackSlack)
@@ -397,16 +252,7 @@ func TestAttack(t *testing.T) {
 	capTarget := startTarget(t, capLim)
 	runOn(capTarget, "idle keep-alive connections beyond the caps", 0, func(t *testing.T) []net.Conn {
 		tg := capTarget
-		var conns []net.Conn
-		refused := 0
-		for range sc.idle {
-			c, err := tg.dial("127.0.0.1", "http/1.1")
-			if err != nil {
-				refused++
-				continue
-			}
-			conns = append(conns, c)
-		}
+		conns, refused := attack.Idle(t.Context(), tg.at, attackers, sc.idle, "")
 		if len(conns) > lim.PerClientConns {
 			t.Errorf("%d idle connections from one client accepted; cap %d", len(conns), lim.PerClientConns)
 		}
@@ -416,15 +262,13 @@ func TestAttack(t *testing.T) {
 		poll.Until(t, attackSlack, "conn.limit_reached in the log", func() bool {
 			return strings.Contains(tg.d.logs.String(), "conn.limit_reached")
 		})
-		for _, c := range conns {
-			c.Close()
-		}
+		attack.CloseAll(conns)
 		// The daemon frees a slot when it reads the close, not when the
 		// client makes it: wait until the attackers' address is served
 		// again (the caps release what leaves), so the row's closing
 		// check from that address is not refused.
 		poll.Until(t, attackSlack, "a request from the attackers' address once their connections closed", func() bool {
-			c, err := tg.dial("127.0.0.1", "http/1.1")
+			c, err := tg.at.Dial(t.Context(), attackers[0], "http/1.1")
 			if err != nil {
 				return false
 			}
@@ -440,23 +284,13 @@ func TestAttack(t *testing.T) {
 		// Go's mitigation ends a connection's loop within milliseconds,
 		// so the loop is repeated on new connections until the normal
 		// client has made a few requests while it ran.
-		for i := 0; i < 1000 && (i == 0 || current.count() < 5); i++ {
-			h := h2conn(t)
-			go func() { _, _ = io.Copy(io.Discard, h.conn) }()
-			block := h.headerBlock("GET", "/bench")
-			for j := range sc.resets {
-				id := uint32(2*j + 1)
-				if h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true, EndStream: true}) != nil ||
-					h.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
-					break // GOAWAY and close: the mitigation bit
-				}
-			}
-			h.conn.Close()
+		if _, _, err := attack.RapidReset(t.Context(), tg.at, attackers, sc.resets, "/bench", func() bool { return current.Count() < 5 }); err != nil {
+			t.Fatal(err)
 		}
 		return nil
 	})
 	run("slow but steady download completes", 0, func(t *testing.T) []net.Conn {
-		c, err := tg.dial("127.0.0.3", "http/1.1")
+		c, err := tg.at.Dial(t.Context(), "127.0.0.3", "http/1.1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -498,12 +332,12 @@ func TestAttack(t *testing.T) {
 		serial := tg.pair()
 		start := time.Now()
 		poll.Until(t, attackSlack, "the recreated directory's certificate to be served", func() bool {
-			return leaf(t, tg.addr, "a.example.test", tg.roots).SerialNumber.Text(16) == serial
+			return leaf(t, tg.addr, "a.example.test", tg.at.Roots).SerialNumber.Text(16) == serial
 		})
 		t.Logf("recreated directory served after %v", time.Since(start).Round(time.Millisecond))
 	})
 	t.Run("-allow-env redacts secrets", func(t *testing.T) {
-		_, body := get(t, "https://a.example.test/?env=true", httpsClient(tg.addr, tg.roots))
+		_, body := get(t, "https://a.example.test/?env=true", httpsClient(tg.addr, tg.at.Roots))
 		if strings.Contains(body, "attack-suite-secret-value") || !strings.Contains(body, "AWS_SECRET_ACCESS_KEY=[redacted]") {
 			t.Errorf("?env=true shows the secret or not its redacted name:\n%s", body)
 		}
