@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages whose tests need root and a booted container run under appliance-test.
 GOTEST      ?= go test
 
-.PHONY: default build release test test-short promtool stress lint tidy-check bench demo appliance-test help clean
+.PHONY: default build release test test-short promtool stress lint tidy-check bench bench-attack demo appliance-test help clean
 
 default: lint test build
 
@@ -44,6 +44,9 @@ tidy-check: ## go.mod and go.sum are tidy
 
 bench: build ## edgecert vs a bare net/http server and nginx on loopback (installs nginx and wrk), plus Go benchmarks; see BENCHMARKS.md
 	scripts/bench/run.sh
+
+bench-attack: build ## issue 8's attacks that nginx shares, edgecert and nginx side by side: a normal client's latency, closes, RSS (about 12 minutes; needs nginx); see BENCHMARKS.md
+	scripts/bench/attack.sh
 
 demo: build ## the whole flow locally, no AWS: local CA, Route 53 API, DNS, daemon on https://demo.test:8443 (127.0.0.1); root in bin/demo-root.pem
 	go build -o $(BIN)/devrig ./internal/devrig/cmd/devrig

@@ -25,6 +25,7 @@
 #   BENCH_GO=1          also run the Go micro-benchmarks (0 skips them)
 #   BENCH_CONNS_IDLE=2000  idle connections held open for the RSS-per-connection rows
 #   BENCH_SERVERS="edgecert nethttp nginx"   servers to measure (edgecert must be one)
+#   BENCH_STEPS="rss wrk data conns"   measurements to make (4a-4d below), e.g. "conns"
 #   EDGECERT_BIN=bin/edgecert
 set -Eeuo pipefail
 
@@ -38,6 +39,7 @@ DATA_RUNS=${BENCH_DATA_RUNS:-3}
 GO_BENCH=${BENCH_GO:-1}
 SERVERS=${BENCH_SERVERS:-edgecert nethttp nginx}
 IDLE_CONNS=${BENCH_CONNS_IDLE:-2000}
+STEPS=${BENCH_STEPS:-rss wrk data conns}
 
 DATA_BYTES=$((100 << 20))  # /data?size=100&unit=mb and nginx's static file
 BIG_BYTES=$((1 << 30))     # /data?size=1&unit=gb for the RSS figure
@@ -418,6 +420,7 @@ start_nethttp() {
 }
 
 has() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
+step() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 has edgecert || die "BENCH_SERVERS must include edgecert (every ratio is about it)"
 has nginx && start_nginx
@@ -614,15 +617,16 @@ conn_test() {
 		"$IDLE_CONNS" "$kind" "$before" "$after" "$(awk -v b="$before" -v a="$after" -v n="$IDLE_CONNS" 'BEGIN { printf "%.1f", (a - b) / n }')")"
 }
 
-has edgecert && rss_test
+has edgecert && step rss && rss_test
 
 METRICS=(/ /api /bench hs hsfull)
 est=$((ROUNDS * ${#METRICS[@]} * 2 * DURATION + ${#METRICS[@]} * 2 * WARMUP))
-log "step 4b: wrk -t1 -c$CONNS -d${DURATION}s over HTTP/1.1 keep-alive on /, /api, /bench;" \
+step wrk && log "step 4b: wrk -t1 -c$CONNS -d${DURATION}s over HTTP/1.1 keep-alive on /, /api, /bench;" \
 	"resumed TLS conn/s: the same on /bench with -H 'Connection: close';" \
 	"full TLS handshakes/s: $STIME_PROCS x openssl s_time -new -time $DURATION;" \
 	"$ROUNDS rounds, servers alternating, one ${WARMUP}s warm-up per metric and server discarded (about ${est}s)"
-for round in $(seq "$ROUNDS"); do
+step wrk || ROUNDS_WRK=0
+for round in $(seq "${ROUNDS_WRK:-$ROUNDS}"); do
 	for metric in "${METRICS[@]}"; do
 		for server in $SERVERS; do
 			if [ "$metric" = hsfull ]; then
@@ -649,9 +653,10 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 
-log "step 4c: 100 MiB downloads with curl over HTTP/1.1 and HTTP/2, $DATA_RUNS per server per round," \
+step data && log "step 4c: 100 MiB downloads with curl over HTTP/1.1 and HTTP/2, $DATA_RUNS per server per round," \
 	"servers alternating (edgecert /data?size=100&unit=mb, nginx a static 100 MiB file)"
-for round in $(seq "$ROUNDS"); do
+step data || ROUNDS_DATA=0
+for round in $(seq "${ROUNDS_DATA:-$ROUNDS}"); do
 	for proto in 1.1 2; do
 		for i in $(seq "$DATA_RUNS"); do
 			for server in $SERVERS; do
@@ -663,10 +668,11 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 
-log "step 4d: RSS per idle connection: $IDLE_CONNS TLS keep-alive connections after one /bench each" \
+step conns && log "step 4d: RSS per idle connection: $IDLE_CONNS TLS keep-alive connections after one /bench each" \
 	"(every server), $IDLE_CONNS websockets after one /echo message each (edgecert), 3 rounds," \
 	"each on a freshly started server"
-for round in 1 2 3; do
+step conns || CONN_ROUNDS=
+for round in ${CONN_ROUNDS-1 2 3}; do
 	for server in $SERVERS; do
 		restart "$server"
 		conn_test tls "$server" "$round"
