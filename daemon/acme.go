@@ -54,7 +54,7 @@ func newIssuer(ctx context.Context, cfg *Config, store issuer.Store, log *slog.L
 // newSolver builds the Route 53 DNS-01 solver. Its cleanup loop (what an
 // earlier run left, and failed cleanups) is the caller's to run.
 func newSolver(ctx context.Context, cfg *Config, log *slog.Logger, rec *metrics.Recorder) (*route53dns.Provider, error) {
-	r53, err := newRoute53(ctx)
+	r53, err := newRoute53(ctx, cfg.route53Client...)
 	if err != nil {
 		return nil, err
 	}

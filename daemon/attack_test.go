@@ -27,7 +27,8 @@ import (
 // attackP99Bound, the process RSS grows by less than the row's bound, and
 // every attack connection is closed within its deadline plus
 // attackSlack. The short form (go test, make test) uses short deadlines
-// and few connections and runs in a few seconds; the long form (make
+// and few connections and runs in a few seconds (with -short the attacks
+// run in parallel, each on a daemon of its own); the long form (make
 // attack: go test -run TestAttack -attack.long ./daemon) uses the
 // daemon's default limits and the issue's connection counts.
 var attackLong = flag.Bool("attack.long", false, "run the attack suite in its long form (make attack)")
@@ -111,7 +112,6 @@ func startTarget(t *testing.T, lim Limits) *target {
 		return certstoretest.Serial(t, chain)
 	}
 	pair()
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "attack-suite-secret-value")
 	cfg, err := parseConfig([]string{"-https-addr", "127.0.0.1:0", "-http-addr", "", "-admin-addr", "",
 		"-state-dir", filepath.Join(root, "state"), "-cert-file", certFile, "-key-file", keyFile, "-allow-env"},
 		func(string) (string, bool) { return "", false }, io.Discard)
@@ -134,21 +134,42 @@ func rssMiB(t *testing.T) int64 {
 }
 
 func TestAttack(t *testing.T) {
+	parallelShort(t)
 	sc := attackScaleFor(*attackLong)
-	tg := startTarget(t, sc.lim)
 	lim := sc.lim
+	// The caps are tested on a daemon whose head and idle bounds outlast
+	// the dialling, so that no connection is freed while the attacker is
+	// still opening them (under -race that takes seconds).
+	capLim := lim
+	capLim.HeaderTimeout, capLim.IdleTimeout = time.Minute, time.Minute
 
-	var current *attack.Normal // the normal client of the attack running
-	// runOn replays one attack on tg while the normal client runs and
-	// checks the common assertions. attack returns the connections that
-	// must be closed by the daemon within deadline (+ attackSlack); it
-	// fails the test itself when it cannot run.
-	runOn := func(tg *target, name string, deadline time.Duration, attackFn func(t *testing.T) []net.Conn) {
+	// Without -short (make test, make attack) one daemon takes every
+	// attack in turn, so that what one leaves behind cannot go unnoticed
+	// by the next. With -short each attack has a daemon of its own and
+	// the attacks run in parallel.
+	var tg, capTarget *target
+	if !testing.Short() {
+		tg, capTarget = startTarget(t, lim), startTarget(t, capLim)
+	}
+	targetFor := func(t *testing.T, shared *target, lim Limits) *target {
+		if shared != nil {
+			return shared
+		}
+		t.Parallel()
+		return startTarget(t, lim)
+	}
+
+	// runOn replays one attack on the daemon with limits lim (shared when
+	// not nil) while the normal client nc runs and checks the common
+	// assertions. attack returns the connections that must be closed by
+	// the daemon within deadline (+ attackSlack); it fails the test itself
+	// when it cannot run.
+	runOn := func(shared *target, lim Limits, name string, deadline time.Duration, attackFn func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn) {
 		t.Run(name, func(t *testing.T) {
+			tg := targetFor(t, shared, lim)
 			rss0 := rssMiB(t)
 			nc := attack.StartNormal(tg.at, normalFrom, "/api", 20*time.Millisecond)
-			current = nc
-			conns := attackFn(t)
+			conns := attackFn(t, tg, nc)
 			start := time.Now()
 			if open, _ := attack.Closed(conns, start.Add(deadline+attackSlack)); open > 0 {
 				t.Errorf("%d of %d attack connections still open %v after the attack (deadline %v)", open, len(conns), time.Since(start).Round(time.Millisecond), deadline)
@@ -169,13 +190,13 @@ func TestAttack(t *testing.T) {
 			if rss-rss0 > sc.rssBound {
 				t.Errorf("RSS grew %d MiB; bound %d MiB", rss-rss0, sc.rssBound)
 			}
-			if code, _ := get(t, "https://a.example.test/bench", httpsClient(tg.addr, tg.at.Roots)); code != 200 {
+			if code, _ := get(t, "https://a.example.test/bench", httpsClient(t, tg.addr, tg.at.Roots)); code != 200 {
 				t.Fatalf("daemon not answering after the attack: %d", code)
 			}
 		})
 	}
-	run := func(name string, deadline time.Duration, attackFn func(t *testing.T) []net.Conn) {
-		runOn(tg, name, deadline, attackFn)
+	run := func(name string, deadline time.Duration, attackFn func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn) {
+		runOn(tg, lim, name, deadline, attackFn)
 	}
 	// must(t)(conns, err) fails t when an attack could not run and
 	// returns its connections otherwise.
@@ -190,21 +211,21 @@ func TestAttack(t *testing.T) {
 		}
 	}
 
-	run("h2 streams with bodies that never finish", lim.BodyTimeout+lim.IdleTimeout, func(t *testing.T) []net.Conn {
+	run("h2 streams with bodies that never finish", lim.BodyTimeout+lim.IdleTimeout, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
 		// 250 streams each: what the attacker tried; beyond the cap is refused.
 		return must(t)(attack.H2Bodies(t.Context(), tg.at, attackers, sc.conns, 250, "/"))
 	})
-	run("h2 header block sent slowly (CONTINUATION)", lim.HeaderTimeout, func(t *testing.T) []net.Conn {
+	run("h2 header block sent slowly (CONTINUATION)", lim.HeaderTimeout, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
 		return must(t)(attack.H2SlowHeaders(t.Context(), tg.at, attackers, sc.conns, "/", lim.HeaderTimeout/5))
 	})
 	// The reaper closes a head that has not arrived within 1.5× the bound.
-	run("HTTP/1 head sent slowly (slowloris)", lim.HeaderTimeout*3/2, func(t *testing.T) []net.Conn {
+	run("HTTP/1 head sent slowly (slowloris)", lim.HeaderTimeout*3/2, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
 		return must(t)(attack.Slowloris(t.Context(), tg.at, attackers, sc.conns, lim.HeaderTimeout/5))
 	})
-	run("HTTP/1 body sent slowly", lim.BodyTimeout, func(t *testing.T) []net.Conn {
+	run("HTTP/1 body sent slowly", lim.BodyTimeout, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
 		return must(t)(attack.SlowBody(t.Context(), tg.at, attackers, sc.conns, "/", lim.BodyTimeout/5))
 	})
-	run("clients that never read /data?size=1&unit=gb", lim.WriteTimeout, func(t *testing.T) []net.Conn {
+	run("clients that never read /data?size=1&unit=gb", lim.WriteTimeout, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
 		conns := must(t)(attack.NeverRead(t.Context(), tg.at, attackers, sc.conns, "/data?size=1&unit=gb"))
 		// Never read until the daemon has given up (Closed then drains
 		// what the kernel buffered): its first http.write_stalled line,
@@ -217,7 +238,7 @@ func TestAttack(t *testing.T) {
 		time.Sleep(lim.WriteTimeout)
 		return conns
 	})
-	run("h2 stream starved of its window while another moves", 0, func(t *testing.T) []net.Conn {
+	run("h2 stream starved of its window while another moves", 0, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
 		// Per connection: one download whose stream window is never
 		// opened, one read at full speed; the starved one must be reset
 		// within the write-progress bound.
@@ -244,14 +265,7 @@ func TestAttack(t *testing.T) {
 		}
 		return nil
 	})
-	// The caps are tested on a daemon whose head and idle bounds outlast
-	// the dialling, so that no connection is freed while the attacker is
-	// still opening them (under -race that takes seconds).
-	capLim := lim
-	capLim.HeaderTimeout, capLim.IdleTimeout = time.Minute, time.Minute
-	capTarget := startTarget(t, capLim)
-	runOn(capTarget, "idle keep-alive connections beyond the caps", 0, func(t *testing.T) []net.Conn {
-		tg := capTarget
+	runOn(capTarget, capLim, "idle keep-alive connections beyond the caps", 0, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
 		conns, refused := attack.Idle(t.Context(), tg.at, attackers, sc.idle, "")
 		if len(conns) > lim.PerClientConns {
 			t.Errorf("%d idle connections from one client accepted; cap %d", len(conns), lim.PerClientConns)
@@ -280,16 +294,16 @@ func TestAttack(t *testing.T) {
 		})
 		return nil // the idle bound itself is TestHTTP2IdleAndPing's and net/http's
 	})
-	run("h2 rapid reset (HEADERS + RST_STREAM loop)", 0, func(t *testing.T) []net.Conn {
+	run("h2 rapid reset (HEADERS + RST_STREAM loop)", 0, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
 		// Go's mitigation ends a connection's loop within milliseconds,
 		// so the loop is repeated on new connections until the normal
 		// client has made a few requests while it ran.
-		if _, _, err := attack.RapidReset(t.Context(), tg.at, attackers, sc.resets, "/bench", func() bool { return current.Count() < 5 }); err != nil {
+		if _, _, err := attack.RapidReset(t.Context(), tg.at, attackers, sc.resets, "/bench", func() bool { return nc.Count() < 5 }); err != nil {
 			t.Fatal(err)
 		}
 		return nil
 	})
-	run("slow but steady download completes", 0, func(t *testing.T) []net.Conn {
+	run("slow but steady download completes", 0, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
 		c, err := tg.at.Dial(t.Context(), "127.0.0.3", "http/1.1")
 		if err != nil {
 			t.Fatal(err)
@@ -322,6 +336,7 @@ func TestAttack(t *testing.T) {
 		return nil
 	})
 	t.Run("operator certificate directory deleted and recreated", func(t *testing.T) {
+		tg := targetFor(t, tg, lim)
 		if err := os.RemoveAll(tg.dir); err != nil {
 			t.Fatal(err)
 		}
@@ -336,13 +351,8 @@ func TestAttack(t *testing.T) {
 		})
 		t.Logf("recreated directory served after %v", time.Since(start).Round(time.Millisecond))
 	})
-	t.Run("-allow-env redacts secrets", func(t *testing.T) {
-		_, body := get(t, "https://a.example.test/?env=true", httpsClient(tg.addr, tg.at.Roots))
-		if strings.Contains(body, "attack-suite-secret-value") || !strings.Contains(body, "AWS_SECRET_ACCESS_KEY=[redacted]") {
-			t.Errorf("?env=true shows the secret or not its redacted name:\n%s", body)
-		}
-	})
 	t.Run("hostile configuration refused with exit 78", func(t *testing.T) {
+		t.Parallel()
 		dir := t.TempDir()
 		for _, args := range [][]string{
 			{"-domains", "127.0.0.1"},
@@ -356,4 +366,16 @@ func TestAttack(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAllowEnvRedactsSecrets: -allow-env shows the environment with the
+// values of secret-looking variables redacted (a row of issue 8's table, out
+// of TestAttack because it sets the process environment).
+func TestAllowEnvRedactsSecrets(t *testing.T) {
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "attack-suite-secret-value")
+	tg := startTarget(t, attackScaleFor(false).lim)
+	_, body := get(t, "https://a.example.test/?env=true", httpsClient(t, tg.addr, tg.at.Roots))
+	if strings.Contains(body, "attack-suite-secret-value") || !strings.Contains(body, "AWS_SECRET_ACCESS_KEY=[redacted]") {
+		t.Errorf("?env=true shows the secret or not its redacted name:\n%s", body)
+	}
 }

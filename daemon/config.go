@@ -97,6 +97,12 @@ type Config struct {
 	ShutdownTimeout  time.Duration // -shutdown-timeout: bound on draining connections
 
 	Fleet FleetConfig // -fleet-*, -instance-id (fleet.go)
+
+	// route53Client is applied to the Route 53 client after the SDK's
+	// default chain (no flag: tests set the endpoint and credentials here
+	// instead of in the process environment, so that they can run in
+	// parallel).
+	route53Client route53Options
 }
 
 // newFlagSet defines every flag of `edgecert run` on a fresh FlagSet that

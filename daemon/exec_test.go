@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"flag"
 	"os"
+	"runtime"
+	"strconv"
 	"testing"
 )
 
@@ -10,9 +13,33 @@ import (
 // process: os.Args[0] with this variable set is edgecert.
 const execMainEnv = "GO_TEST_EXEC_EDGECERT_MAIN" // not EDGECERT_*: the daemon warns about unknown ones
 
+// parallelShort makes a test whose bounds are a few hundred milliseconds
+// of real time run in parallel with the others under -short only: without
+// -short (make test, with the race detector) it runs alone, as the CPU the
+// others take could trip its bounds.
+func parallelShort(t *testing.T) {
+	if testing.Short() {
+		t.Parallel()
+	}
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(execMainEnv) == "1" {
 		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	// No test reaches for the instance metadata service; the rig's AWS
+	// settings are passed to each daemon (rig.route53Client) or set by the
+	// test that needs them in the environment (rig.setenv).
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	// The tests wait on timers and loopback peers, not on the CPU (the
+	// package needs a few CPU-seconds in all), so more of the parallel ones
+	// run at once than -test.parallel's default of GOMAXPROCS; an explicit
+	// -test.parallel wins.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		flag.Set("test.parallel", strconv.Itoa(max(16, runtime.GOMAXPROCS(0))))
 	}
 	os.Exit(m.Run())
 }

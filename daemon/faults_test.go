@@ -24,6 +24,7 @@ import (
 // recorded with a backoff, and no challenge record is left behind — or, for
 // transient faults, that the renewal goes through.
 func TestRenewalFaultsKeepServing(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		fault     func(r *rig)
@@ -66,6 +67,7 @@ func TestRenewalFaultsKeepServing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // a rig of its own
 			r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": time.Hour}})
 			cfg := r.config(t, t.TempDir(), "-dns01-timeout", "3s")
 			ctx, cancel := context.WithCancel(context.Background())

@@ -34,6 +34,12 @@ type FleetConfig struct {
 	InstanceID   string        // -instance-id; "" = IMDSv2, else the hostname
 
 	bucket, prefix string // parsed from Store by validate
+
+	// s3Client is applied to the S3 client after the SDK's default chain
+	// and PathStyle (no flag: tests set the endpoint and credentials here
+	// instead of in the process environment, so that they can run in
+	// parallel).
+	s3Client []func(*s3.Options)
 }
 
 // Fleet bounds.
@@ -121,7 +127,7 @@ func newFleet(ctx context.Context, cfg *Config, local *certstore.Store, log *slo
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
-	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = f.PathStyle })
+	client := s3.NewFromConfig(awsCfg, append([]func(*s3.Options){func(o *s3.Options) { o.UsePathStyle = f.PathStyle }}, f.s3Client...)...)
 	id := instanceID(ctx, f.InstanceID)
 	var names []string
 	for _, d := range cfg.Domains {

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/edgecert/edgecert/certstore/s3store/s3test"
 	"github.com/edgecert/edgecert/internal/devrig/pebblerig"
 )
@@ -33,11 +37,15 @@ func (d *fleetDaemon) addr(name string) string {
 // until every one is READY.
 func startFleetDaemons(t *testing.T, r *rig, f *s3test.Server, names ...string) []*fleetDaemon {
 	t.Helper()
-	t.Setenv("AWS_ENDPOINT_URL_S3", f.URL)
 	var ds []*fleetDaemon
 	for _, name := range names {
 		cfg := r.config(t, t.TempDir(), "-fleet-store", "s3://"+s3test.Bucket+"/edge", "-fleet-s3-path-style",
 			"-instance-id", name, "-fleet-lease-ttl", "10s", "-fleet-sync-interval", "1s")
+		cfg.Fleet.s3Client = []func(*s3.Options){func(o *s3.Options) {
+			o.BaseEndpoint = aws.String(f.URL)
+			o.Region = rigRegion
+			o.Credentials = credentials.NewStaticCredentialsProvider(rigKeyID, rigSecret, "")
+		}}
 		d := &fleetDaemon{name: name, addrs: map[string]string{}, ready: make(chan struct{}), done: make(chan error, 1), logs: &syncBuffer{}}
 		ctx, cancel := context.WithCancel(context.Background())
 		log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -81,6 +89,7 @@ func createdOrderCount(ca *pebblerig.CA) int {
 // exactly one ACME order and serve the same certificate; a host started
 // later serves it with no CA and no Route 53 request.
 func TestFleetOneOrder(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
 	f := s3test.New(t)
 	ds := startFleetDaemons(t, r, f, "host-a", "host-b", "host-c")

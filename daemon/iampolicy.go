@@ -53,7 +53,7 @@ func printIAMPolicy(ctx context.Context, cfg *Config, pf policyFlags, stdout, st
 		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		var r53 *route53.Client
-		if r53, err = newRoute53(lctx); err != nil {
+		if r53, err = newRoute53(lctx, cfg.route53Client...); err != nil {
 			return err
 		}
 		var p *route53dns.Provider

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -91,12 +92,13 @@ func TestIAMPolicyOfflineByDefault(t *testing.T) {
 // policy enforced on every Route 53 request: it must obtain its certificate
 // with no request denied, writing only at the CNAME target.
 func TestIAMPolicyFollowCNAMEIsWhatTheDaemonUses(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
 	const delegateZone, target = "ZDELEGATE", "example-test.acme-delegate.test."
 	r.r53.AddZone(fakeroute53.Zone{ID: delegateZone, Name: "acme-delegate.test", NameServers: []string{"ns1.example.invalid"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := newRoute53(ctx)
+	client, err := newRoute53(ctx, r.route53Client()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,9 +116,18 @@ func TestIAMPolicyFollowCNAMEIsWhatTheDaemonUses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var out, errb strings.Builder
-	if code := Main([]string{"iam-policy", "-lookup", "-dns01-follow-cname", "-domains", "example.test,*.example.test"}, &out, &errb); code != 0 {
-		t.Fatalf("iam-policy exit %d: %s", code, errb.String())
+	// edgecert iam-policy -lookup -dns01-follow-cname -domains …, on the
+	// rig's Route 53 (Main would need it in the process environment).
+	var pf policyFlags
+	cfg, err := parseCommand("edgecert iam-policy", []string{"-lookup", "-dns01-follow-cname", "-domains", "example.test,*.example.test"},
+		func(string) (string, bool) { return "", false }, io.Discard, pf.define)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.route53Client = r.route53Client()
+	var out strings.Builder
+	if err := printIAMPolicy(ctx, cfg, pf, &out, io.Discard); err != nil {
+		t.Fatalf("iam-policy: %v", err)
 	}
 	checkPolicy(t, out.String(), "arn:aws:route53:::hostedzone/"+delegateZone, strings.TrimSuffix(target, "."))
 	if strings.Contains(out.String(), "_acme-challenge.example.test") {
@@ -129,7 +140,7 @@ func TestIAMPolicyFollowCNAMEIsWhatTheDaemonUses(t *testing.T) {
 	}
 	srv := httptest.NewServer(enf)
 	defer srv.Close()
-	t.Setenv("AWS_ENDPOINT_URL_ROUTE_53", srv.URL)
+	r.r53URL = srv.URL // the daemon's Route 53 requests go through the policy
 	d := start(t, r.config(t, t.TempDir(), "-dns01-follow-cname"))
 	leaf(t, d.addrs["https"], "www.example.test", r.ca.IssuerRoots())
 	if denied := enf.Denied(); len(denied) > 0 {

@@ -329,6 +329,7 @@ func TestHTTP1BodyDeadline(t *testing.T) {
 // is closed after H2PingAfter + H2PingTimeout, and one with no open stream
 // after IdleTimeout, however politely it answers PINGs.
 func TestHTTP2IdleAndPing(t *testing.T) {
+	parallelShort(t)
 	t.Run("unanswered ping", func(t *testing.T) {
 		lim := testLimits()
 		lim.H2PingAfter, lim.H2PingTimeout = 200*time.Millisecond, 200*time.Millisecond

@@ -34,6 +34,7 @@ func cli(args ...string) (int, string) {
 // then scrapes /metrics and checks that every series the alert rules use
 // exists with the labels they select on.
 func TestRenewRevokeAndMetrics(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
 	d := start(t, r.config(t, t.TempDir(), "-admin-token", "test-admin-token"))
 	roots := r.ca.IssuerRoots()
@@ -96,7 +97,7 @@ func TestRenewRevokeAndMetrics(t *testing.T) {
 	}
 
 	// A request on the HTTPS server, then scrape.
-	c := httpsClient(d.addrs["https"], roots)
+	c := httpsClient(t, d.addrs["https"], roots)
 	if code, _ := get(t, "https://example.test/bench", c); code != 200 {
 		t.Fatalf("/bench = %d", code)
 	}

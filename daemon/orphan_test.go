@@ -46,6 +46,7 @@ func journalValues(t testing.TB, dir string) []string {
 // the killed run's values are removed, the foreign value survives, and the
 // new run obtains its certificate and leaves nothing of its own behind.
 func TestNoChallengeRecordLeftAfterSIGKILL(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, pebblerig.Options{})
 	dir := t.TempDir()
 	const name = "_acme-challenge.example.test"
@@ -53,6 +54,9 @@ func TestNoChallengeRecordLeftAfterSIGKILL(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], append([]string{"run"}, r.args(dir, "-domains", "example.test,*.example.test")...)...)
 	cmd.Env = append(os.Environ(), execMainEnv+"=1")
+	for k, v := range r.env() {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

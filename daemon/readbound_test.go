@@ -182,6 +182,7 @@ func TestReaper(t *testing.T) {
 // is not cut, and a keep-alive connection serves requests spread over many
 // bounds.
 func TestReadBoundsSpareServedRequests(t *testing.T) {
+	parallelShort(t)
 	lim := testLimits()
 	lim.IdleTimeout = time.Second
 	s := startLimitServer(t, lim)

@@ -17,6 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+
 	"github.com/edgecert/edgecert/internal/devrig/authdns"
 	"github.com/edgecert/edgecert/internal/devrig/authdns/authdnstest"
 	"github.com/edgecert/edgecert/internal/devrig/fakeroute53"
@@ -24,11 +28,13 @@ import (
 )
 
 // rig is the offline world a daemon test runs in: Pebble as the CA, the
-// Route 53-compatible API reached by the unmodified SDK through
-// AWS_ENDPOINT_URL_ROUTE_53, and the zone's authoritative DNS server.
+// Route 53-compatible API reached by the unmodified SDK (through the
+// client's options, route53Client, or a process's environment, env), and the
+// zone's authoritative DNS server.
 type rig struct {
 	ca     *pebblerig.CA
 	r53    *fakeroute53.Server
+	r53URL string // the Route 53 fake's endpoint
 	dns    *authdns.Server
 	caFile string
 }
@@ -62,18 +68,38 @@ func newRigWith(t testing.TB, opts pebblerig.Options, r53opts fakeroute53.Option
 	if err := os.WriteFile(caFile, ca.TLSRootPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_ROUTE_53":   srv.URL,
-		"AWS_ACCESS_KEY_ID":           "AKIDTEST",
-		"AWS_SECRET_ACCESS_KEY":       "SECRETTEST",
-		"AWS_REGION":                  "us-east-1",
+	return &rig{ca: ca, r53: r53, r53URL: srv.URL, dns: dns, caFile: caFile}
+}
+
+// The rig's Route 53 credentials and region.
+const (
+	rigKeyID  = "AKIDTEST"
+	rigSecret = "SECRETTEST"
+	rigRegion = "us-east-1"
+)
+
+// route53Client points a daemon's Route 53 client at the rig without the
+// process environment, so that tests on rigs of their own run in parallel.
+func (r *rig) route53Client() route53Options {
+	return route53Options{func(o *route53.Options) {
+		o.BaseEndpoint = aws.String(r.r53URL)
+		o.Region = rigRegion
+		o.Credentials = credentials.NewStaticCredentialsProvider(rigKeyID, rigSecret, "")
+	}}
+}
+
+// env is the AWS environment that points the SDK's default chain at the
+// rig, for a daemon process.
+func (r *rig) env() map[string]string {
+	return map[string]string{
+		"AWS_ENDPOINT_URL_ROUTE_53":   r.r53URL,
+		"AWS_ACCESS_KEY_ID":           rigKeyID,
+		"AWS_SECRET_ACCESS_KEY":       rigSecret,
+		"AWS_REGION":                  rigRegion,
 		"AWS_EC2_METADATA_DISABLED":   "true",
 		"AWS_CONFIG_FILE":             "/nonexistent",
 		"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-	} {
-		t.Setenv(k, v)
 	}
-	return &rig{ca: ca, r53: r53, dns: dns, caFile: caFile}
 }
 
 // config returns a daemon configuration for the rig on ephemeral loopback
@@ -103,6 +129,7 @@ func (r *rig) parse(t testing.TB, args []string) *Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.route53Client = r.route53Client()
 	return cfg
 }
 
@@ -205,8 +232,10 @@ func get(t testing.TB, url string, client *http.Client) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// httpsClient trusts roots and sends every request to addr.
-func httpsClient(addr string, roots *x509.CertPool) *http.Client {
+// httpsClient trusts roots and sends every request to addr. Its idle
+// connections are closed when the test ends, before the daemon stops, so
+// that they do not hold the drain (HTTP/2's one-second GOAWAY grace).
+func httpsClient(t testing.TB, addr string, roots *x509.CertPool) *http.Client {
 	tr := &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: roots},
 		ForceAttemptHTTP2: true,
@@ -215,6 +244,7 @@ func httpsClient(addr string, roots *x509.CertPool) *http.Client {
 			return d.DialContext(ctx, network, addr)
 		},
 	}
+	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 

@@ -42,7 +42,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Errorf("DNSNames = %s; want example.test and *.example.test", got)
 	}
 
-	c := httpsClient(d.addrs["https"], roots)
+	c := httpsClient(t, d.addrs["https"], roots)
 	if code, body := get(t, "https://example.test/bench", c); code != 200 || body != "1" {
 		t.Errorf("/bench = %d %q; want 200 \"1\"", code, body)
 	}
@@ -212,6 +212,7 @@ func TestMainExitCodes(t *testing.T) {
 // INSYNC), the stored one is served at once, before READY, while the order
 // is in flight; READY follows when the bound passes.
 func TestServesStoredWhileObtainingAnother(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
 	dir := t.TempDir()
 	first := start(t, r.config(t, dir))
@@ -381,6 +382,7 @@ func TestSIGHUPDuringFirstOrder(t *testing.T) {
 // with a configuration error naming the flag (Main exits 78 on it) instead
 // of READY with nothing served; the unknown-profile case too.
 func TestPermanentACMEErrorsExit78(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
 	for _, tc := range []struct {
 		extra []string

@@ -117,6 +117,7 @@ func (s *scaleRig) renewAll() { s.shift.Store(int64(400 * 24 * time.Hour)) }
 // are all served in under 60 s, at no more than 2 Route 53 calls per
 // certificate, with nothing left behind.
 func TestFiftyCertificatesAtOnce(t *testing.T) {
+	t.Parallel()
 	n := 50
 	if testing.Short() {
 		n = 10 // the same bounds at a fifth of the orders (50 take ~10 s)

@@ -39,6 +39,7 @@ func TestWriteStatusFlagsWhatNeedsAttention(t *testing.T) {
 // daemon and `edgecert iam-policy` with zone discovery through the Route 53
 // API.
 func TestStatusAndIAMPolicyAgainstTheRig(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
 	cfg := r.config(t, t.TempDir())
 	d := start(t, cfg)
