@@ -356,8 +356,13 @@ func TestCADown(t *testing.T) {
 	})
 	m.rnd = fixed(0.5)
 	for attempt := 1; attempt <= 2; attempt++ {
-		if err := m.Obtain(ctx); err == nil {
+		err := m.Obtain(ctx)
+		if err == nil {
 			t.Fatalf("attempt %d: Obtain with the CA down: got nil error", attempt)
+		}
+		// Each layer adds its context once: no "issuer: example.test: issuer: …".
+		if msg := err.Error(); strings.Count(msg, "issuer:") != 1 || !strings.HasPrefix(msg, "issuer: example.test: ") {
+			t.Errorf("attempt %d: Obtain error %q; want the prefix \"issuer: example.test: \" once", attempt, msg)
 		}
 		if c := current(t, e.store, "example.test"); c.Version != old.Version {
 			t.Fatalf("attempt %d: stored version %s, want the old %s untouched", attempt, c.Version, old.Version)
