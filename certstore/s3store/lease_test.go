@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgecert/edgecert/certstore"
 	"github.com/edgecert/edgecert/certstore/s3store/s3test"
+	"github.com/edgecert/edgecert/internal/poll"
 )
 
 // TestLockRace: N hosts race for one lease; exactly one holds it, every
@@ -40,9 +41,8 @@ func TestLockRace(t *testing.T) {
 	// Wait until one Lock has returned and n-1 distinct hosts wait. (A
 	// loser may log waiting more than once, and may do so before the
 	// winner's Lock has returned: counting events alone raced.)
-	deadline := time.Now().Add(20 * time.Second)
 	var got int
-	for {
+	poll.Until(t, 20*time.Second, "one host holding the lease and the others waiting", func() bool {
 		waiting := 0
 		for _, h := range hosts {
 			if h.Stats().LeaseEvents["waiting"] > 0 {
@@ -52,14 +52,8 @@ func TestLockRace(t *testing.T) {
 		mu.Lock()
 		got = len(held)
 		mu.Unlock()
-		if waiting >= n-1 && got >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d hosts waiting, %d holding", waiting, got)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return waiting >= n-1 && got >= 1
+	})
 	if got != 1 {
 		t.Fatalf("%d holders while the others wait, want exactly 1", got)
 	}
@@ -70,16 +64,11 @@ func TestLockRace(t *testing.T) {
 	if err := first.Release(context.Background()); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	deadline = time.Now().Add(20 * time.Second)
-	for {
+	poll.Until(t, 20*time.Second, "a second holder after the release", func() bool {
 		mu.Lock()
-		got = len(held)
-		mu.Unlock()
-		if got >= 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(held) >= 2
+	})
 	cancel()
 	wg.Wait()
 	if len(held) != 2 {
@@ -166,13 +155,9 @@ func TestRenewalKeepsLease(t *testing.T) {
 	for i := range 3 {
 		f.Clock.Advance(50 * time.Second) // less than the TTL each time
 		before := f.Requests("PUT", key)
-		deadline := time.Now().Add(20 * time.Second)
-		for f.Requests("PUT", key) < before+2 { // a renewal after the advance
-			if time.Now().After(deadline) {
-				t.Fatal("no renewal")
-			}
-			time.Sleep(time.Millisecond)
-		}
+		poll.Until(t, 20*time.Second, "a renewal after the advance", func() bool {
+			return f.Requests("PUT", key) >= before+2
+		})
 		if l, holder, err := b.tryLock(testCtx(t), testName, true, new(uint64)); l != nil || err != nil || holder != "host-a" {
 			t.Fatalf("round %d: tryLock = %v, %q, %v; want held by host-a", i, l, holder, err)
 		}
@@ -316,13 +301,9 @@ func TestRenewalConflictRetried(t *testing.T) {
 	la := mustLock(t, a)
 	f.ConflictNext("PUT", key)
 	before := f.Requests("PUT", key)
-	deadline := time.Now().Add(20 * time.Second)
-	for f.Requests("PUT", key) < before+3 && la.Err() == nil { // the refused renewal and two more
-		if time.Now().After(deadline) {
-			t.Fatal("no renewals after the conflict")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, "the refused renewal and two more", func() bool {
+		return f.Requests("PUT", key) >= before+3 || la.Err() != nil
+	})
 	if la.Err() != nil {
 		t.Fatalf("lease lost after a 409 conflict: %v", la.Err())
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/edgecert/edgecert/certstore"
 	"github.com/edgecert/edgecert/certstore/certstoretest"
 	"github.com/edgecert/edgecert/certstore/s3store/s3test"
+	"github.com/edgecert/edgecert/internal/poll"
 )
 
 var testNames = []string{testName, "*.example.test"}
@@ -255,9 +256,9 @@ func TestWaiterInstallsWithoutTakingLease(t *testing.T) {
 		_, err := b.Lock(testCtx(t), testName)
 		errc <- err
 	}()
-	for b.Stats().LeaseEvents["waiting"] == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, "host-b waiting for the lease", func() bool {
+		return b.Stats().LeaseEvents["waiting"] > 0
+	})
 	chain, key := ca.Valid(t, testNames...)
 	e, err := publish(t, a, la, chain, key)
 	if err != nil {

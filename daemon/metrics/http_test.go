@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/edgecert/edgecert/internal/poll"
 )
 
 func TestHandlerCountsByRouteAndClass(t *testing.T) {
@@ -104,13 +106,9 @@ func TestConnState(t *testing.T) {
 	}
 	tr.CloseIdleConnections()
 	// The server sees the close asynchronously.
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(r.http.open) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("open connections after close = %v, want 0", testutil.ToFloat64(r.http.open))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "no open connection after the close", func() bool {
+		return testutil.ToFloat64(r.http.open) == 0
+	})
 }
 
 func BenchmarkHandler(b *testing.B) {
