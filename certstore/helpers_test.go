@@ -1,12 +1,14 @@
 package certstore
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/edgecert/edgecert/internal/logtest"
@@ -105,3 +107,20 @@ func servedSerial(s *Store, serverName string) (string, error) {
 }
 
 func newLogger(rec *logtest.Recorder) *slog.Logger { return slog.New(rec) }
+
+// watch runs s.Watch until the test ends (stopped before the store is
+// closed: t.Cleanup runs last-registered first); an error from it fails the
+// test.
+func watch(t testing.TB, s *Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.Watch(ctx); err != nil {
+			t.Errorf("Watch() = %v", err)
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+}

@@ -194,17 +194,7 @@ func TestWatch(t *testing.T) {
 	must(t, os.WriteFile(keyFile, opKey, 0o600))
 	must(t, s.AddFilePair("operator", certFile, keyFile))
 
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := s.Watch(ctx); err != nil {
-			t.Errorf("Watch() = %v", err)
-		}
-	})
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
+	watch(t, s)
 	const timeout = 10 * time.Second
 	serves := func(sni, serial string) func() bool {
 		return func() bool { got, _ := servedSerial(s, sni); return got == serial }
@@ -325,17 +315,7 @@ func TestWatchRecreatedDirectory(t *testing.T) {
 	chain, key := ca.Valid(t, "new.example.com")
 	writeExternal(t, dir, "new", chain, key, []byte("{}"))
 
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := s.Watch(ctx); err != nil {
-			t.Errorf("Watch() = %v", err)
-		}
-	})
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
+	watch(t, s)
 	const timeout = 10 * time.Second // well below the rescan, far above the retry
 	serves := func(sni, serial string) func() bool {
 		return func() bool { got, _ := servedSerial(s, sni); return got == serial }

@@ -75,16 +75,6 @@ func startFleetDaemons(t *testing.T, r *rig, f *s3test.Server, names ...string) 
 	return ds
 }
 
-func createdOrderCount(ca *pebblerig.CA) int {
-	n := 0
-	for _, o := range ca.NewOrders() {
-		if o.Status == http.StatusCreated {
-			n++
-		}
-	}
-	return n
-}
-
 // TestFleetOneOrder: three daemons started together on one S3 bucket make
 // exactly one ACME order and serve the same certificate; a host started
 // later serves it with no CA and no Route 53 request.
@@ -93,7 +83,7 @@ func TestFleetOneOrder(t *testing.T) {
 	r := newRig(t, pebblerig.Options{Profiles: map[string]time.Duration{"default": 24 * time.Hour}})
 	f := s3test.New(t)
 	ds := startFleetDaemons(t, r, f, "host-a", "host-b", "host-c")
-	if n := createdOrderCount(r.ca); n != 1 {
+	if n := r.ca.CreatedOrders(); n != 1 {
 		t.Fatalf("%d ACME orders for a fleet of 3, want exactly 1", n)
 	}
 	roots := r.ca.IssuerRoots()

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -62,16 +61,6 @@ func (s *sharedStore) lastLease() *certstore.Lease {
 		return nil
 	}
 	return s.leases[len(s.leases)-1]
-}
-
-func createdOrders(ca *pebblerig.CA) int {
-	n := 0
-	for _, o := range ca.NewOrders() {
-		if o.Status == http.StatusCreated {
-			n++
-		}
-	}
-	return n
 }
 
 // TestLeaseLostCancelsOrder: the lease is lost while the order waits for
@@ -145,8 +134,8 @@ func TestDuplicateGuard(t *testing.T) {
 			switch {
 			case tc.refused && (!errors.Is(err, errDuplicateGuard) || !guarded || len(e.ca.NewOrders()) != 0):
 				t.Errorf("Obtain = %v, guard logged %v, %d orders; want refused before any order", err, guarded, len(e.ca.NewOrders()))
-			case !tc.refused && (err != nil || guarded || createdOrders(e.ca) != 1):
-				t.Errorf("Obtain = %v, guard logged %v, %d orders; want one order", err, guarded, createdOrders(e.ca))
+			case !tc.refused && (err != nil || guarded || e.ca.CreatedOrders() != 1):
+				t.Errorf("Obtain = %v, guard logged %v, %d orders; want one order", err, guarded, e.ca.CreatedOrders())
 			}
 		})
 	}
@@ -192,13 +181,13 @@ func TestEmergencyOrderWhenStoreUnavailable(t *testing.T) {
 	cur := current(t, e.store, "example.test")
 	st := &sharedStore{memStore: e.store.(*memStore), lockErr: fmt.Errorf("s3: dial: %w", certstore.ErrUnavailable)}
 	e.store = st
-	before := createdOrders(e.ca)
+	before := e.ca.CreatedOrders()
 
 	m := e.manager(t, apexWild, nil)
 	if err := m.attempt(ctx, m.certs[0], reasonRenewal, cur); !errors.Is(err, certstore.ErrUnavailable) {
 		t.Errorf("attempt with time to spare = %v, want ErrUnavailable", err)
 	}
-	if n := createdOrders(e.ca) - before; n != 0 {
+	if n := e.ca.CreatedOrders() - before; n != 0 {
 		t.Errorf("%d orders without the lease outside an emergency, want 0", n)
 	}
 
@@ -208,7 +197,7 @@ func TestEmergencyOrderWhenStoreUnavailable(t *testing.T) {
 	if err := m.attempt(ctx, m.certs[0], reasonRenewal, cur); err != nil {
 		t.Fatalf("emergency attempt: %v", err)
 	}
-	if n := createdOrders(e.ca) - before; n != 1 {
+	if n := e.ca.CreatedOrders() - before; n != 1 {
 		t.Errorf("%d orders in emergency, want 1", n)
 	}
 	if len(e.logs.Find("fleet.emergency_order", map[string]string{"name": "example.test"})) != 1 {

@@ -359,6 +359,17 @@ func (c *CA) NewOrders() []NewOrder {
 	return out
 }
 
+// CreatedOrders reports how many newOrder requests created an order (201).
+func (c *CA) CreatedOrders() int {
+	n := 0
+	for _, o := range c.NewOrders() {
+		if o.Status == http.StatusCreated {
+			n++
+		}
+	}
+	return n
+}
+
 // StatusCount reports how many ACME responses had the given HTTP status, e.g.
 // 400 for (mostly) badNonce rejections.
 func (c *CA) StatusCount(status int) int {
