@@ -222,6 +222,7 @@ func TestHTTP2StreamsCapped(t *testing.T) {
 // TestHTTP2BodyDeadline: a stream whose request body never finishes is
 // ended after BodyTimeout, and the server keeps serving the connection.
 func TestHTTP2BodyDeadline(t *testing.T) {
+	parallelShort(t)
 	s := startLimitServer(t, testLimits())
 	h := s.h2(t)
 	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.headerBlock("POST", "/"), EndHeaders: true}); err != nil {
@@ -248,6 +249,7 @@ func TestHTTP2BodyDeadline(t *testing.T) {
 // END_HEADERS, CONTINUATION trickling) closes the connection after
 // HeaderTimeout, as HTTP/1 does for a slow request head.
 func TestHTTP2SlowHeaderBlock(t *testing.T) {
+	parallelShort(t)
 	lim := testLimits()
 	s := startLimitServer(t, lim)
 	h := s.h2(t)
@@ -298,6 +300,7 @@ func TestHTTP2NormalRequests(t *testing.T) {
 // BodyTimeout and the connection is closed, on a route that reads the body
 // (/) and on one that does not (/bench).
 func TestHTTP1BodyDeadline(t *testing.T) {
+	parallelShort(t)
 	lim := testLimits()
 	s := startLimitServer(t, lim)
 	for _, path := range []string{"/", "/bench", "/health"} {
