@@ -396,6 +396,21 @@ func TestProc(t *testing.T) {
 	if err != nil || pids[0] != os.Getpid() || !slices.Contains(pids, cmd.Process.Pid) {
 		t.Errorf("WithChildren = %v, %v; want self first and the child %d", pids, err, cmd.Process.Pid)
 	}
+	cpu0, err := CPUTime(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin until the figure moves by three ticks (real time is no
+	// measure of CPU on a loaded machine; give bounds it).
+	var cpu1 time.Duration
+	for end := time.Now().Add(give); time.Now().Before(end) && cpu1-cpu0 < 30*time.Millisecond; {
+		if cpu1, err = CPUTime(self); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cpu1-cpu0 < 30*time.Millisecond {
+		t.Errorf("CPUTime rose %v in %v of spinning; want 30 ms", cpu1-cpu0, give)
+	}
 	if _, err := RSSKiB([]int{1 << 30}); err == nil {
 		t.Error("RSSKiB of a process that does not exist: no error")
 	}

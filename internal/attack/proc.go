@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Process figures come from /proc (Linux). A server is a set of PIDs
@@ -85,4 +86,34 @@ func Sockets(pids []int) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// userHZ is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100
+// on every Linux architecture Go supports).
+const userHZ = 100
+
+// CPUTime is the CPU the processes have used (user plus system, all
+// their threads), to the kernel's 10 ms tick.
+func CPUTime(pids []int) (time.Duration, error) {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, fmt.Errorf("attack: CPU time of %d: %w", pid, err)
+		}
+		// The command name (field 2) may hold spaces: count from its ")".
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			return 0, fmt.Errorf("attack: CPU time of %d: short /proc/%d/stat", pid, pid)
+		}
+		for _, v := range f[11:13] { // utime, stime: fields 14 and 15
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("attack: CPU time of %d: %w", pid, err)
+			}
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
 }

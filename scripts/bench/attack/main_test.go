@@ -70,6 +70,7 @@ func TestPrintTable(t *testing.T) {
 			stats: attack.Stats{N: 9, P50: ms, P99: 3 * ms}, rss: [3]int64{10 << 10, 12 << 10, 11 << 10}},
 		{row: "slowloris", server: "b", conns: 10, open: 2, wait: 30 * time.Second, stats: attack.Stats{N: 5, Errs: []string{"x"}}},
 		{row: "rapidreset", server: "a", err: errors.New("boom")},
+		{row: "rapidreset", server: "b", cpu: 2 * time.Second, pairs: 1000000, rss: [3]int64{1, 1, 1}},
 	}
 	var b strings.Builder
 	printTable(&b, cfg, results)
@@ -77,7 +78,8 @@ func TestPrintTable(t *testing.T) {
 	for _, want := range []string{
 		"| attack | a normal p50 / p99 | b normal p50 / p99 | a attack conns closed after |",
 		"| HTTP/1 head sent slowly (slowloris) | 1.0 ms / 3.0 ms | 0.0 ms / 0.0 ms (1 of 6 failed) | 10 in 13.7 s | 2 of 10 held > 30s | 10 → 12 MiB (+2.0) | — |",
-		"| error: boom | not run |",
+		"| error: boom | — |",
+		"| 2.00 s (2.0 µs per pair) |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

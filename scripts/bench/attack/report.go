@@ -20,7 +20,7 @@ func printTable(w io.Writer, cfg *config, results []result) {
 		names = append(names, s.name)
 	}
 	cols := []string{"attack"}
-	for _, what := range []string{"normal p50 / p99", "attack conns closed after", "RSS before → peak (Δ)", "notes"} {
+	for _, what := range []string{"normal p50 / p99", "attack conns closed after", "RSS before → peak (Δ)", "CPU", "notes"} {
 		for _, n := range names {
 			cols = append(cols, n+" "+what)
 		}
@@ -29,7 +29,7 @@ func printTable(w io.Writer, cfg *config, results []result) {
 	for _, name := range cfg.rows {
 		r, _ := rowByName(name)
 		cells := []string{r.title}
-		for _, fn := range []func(result) string{latency, closed, rss, notes} {
+		for _, fn := range []func(result) string{latency, closed, rss, cpu, notes} {
 			for _, n := range names {
 				res, ok := by[[2]string{name, n}]
 				if !ok {
@@ -70,6 +70,17 @@ func rss(r result) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.0f → %.0f MiB (+%.1f)", float64(r.rss[0])/1024, float64(r.rss[1])/1024, float64(r.rss[1]-r.rss[0])/1024)
+}
+
+func cpu(r result) string {
+	if r.cpu == 0 && r.rss == [3]int64{} {
+		return "—"
+	}
+	s := fmt.Sprintf("%.2f s", r.cpu.Seconds())
+	if r.pairs > 0 {
+		s += fmt.Sprintf(" (%.1f µs per pair)", float64(r.cpu.Microseconds())/float64(r.pairs))
+	}
+	return s
 }
 
 func notes(r result) string {

@@ -27,6 +27,7 @@ type out struct {
 	conns    []net.Conn
 	note     string
 	serverAt time.Time
+	pairs    int // rapid reset: HEADERS+RST_STREAM pairs sent
 }
 
 var rows = []row{
@@ -137,5 +138,5 @@ func idleFlood(ctx context.Context, cfg *config, s server, w *watch) (out, error
 func rapidReset(ctx context.Context, cfg *config, s server, w *watch) (out, error) {
 	c0 := w.normal.Count()
 	loops, pairs, err := attack.RapidReset(ctx, s.tg, cfg.from, cfg.resets, "/bench", func() bool { return w.normal.Count() < c0+5 })
-	return out{note: fmt.Sprintf("%d connections, %d pairs", loops, pairs)}, err
+	return out{note: fmt.Sprintf("%d connections, %d pairs", loops, pairs), pairs: pairs}, err
 }

@@ -20,7 +20,9 @@ type result struct {
 	open        int           // attack connections still open after the row's wait
 	closedAfter time.Duration // from the attack's start to the last close seen; 0: none
 	wait        time.Duration
-	rss         [3]int64 // KiB before, peak, after; all 0 without a pid
+	rss         [3]int64      // KiB before, peak, after; all 0 without a pid
+	cpu         time.Duration // the server's CPU time during the row; 0 without a pid
+	pairs       int
 	err         error
 }
 
@@ -41,6 +43,15 @@ func (w *watch) pids() ([]int, error) {
 		return nil, errors.New("no pid")
 	}
 	return attack.WithChildren(w.s.pid)
+}
+
+func (w *watch) cpu() time.Duration {
+	pids, err := w.pids()
+	if err != nil {
+		return 0
+	}
+	d, _ := attack.CPUTime(pids)
+	return d
 }
 
 func (w *watch) sockets() (int, error) {
@@ -116,9 +127,9 @@ func runOne(cfg *config, r row, s server) result {
 	sctx, stopSampling := context.WithCancel(ctx)
 	go w.sample(sctx)
 
-	start := time.Now()
+	start, cpu0 := time.Now(), w.cpu()
 	o, err := r.run(ctx, cfg, s, w)
-	res.err, res.conns, res.note = err, len(o.conns), o.note
+	res.err, res.conns, res.note, res.pairs = err, len(o.conns), o.note, o.pairs
 	if r.wait != nil && err == nil {
 		res.wait = r.wait(cfg.bounds) + cfg.slack
 		open, last := attack.Closed(o.conns, start.Add(res.wait))
@@ -132,6 +143,7 @@ func runOne(cfg *config, r row, s server) result {
 	}
 	attack.CloseAll(o.conns)
 	res.stats = w.normal.Stop()
+	res.cpu = w.cpu() - cpu0
 	stopSampling()
 	time.Sleep(time.Second)
 	if after, ok := w.rssNow(); ok {
@@ -149,8 +161,8 @@ func logResult(r result) {
 	if len(r.stats.Errs) > 0 {
 		e = " first failure: " + r.stats.Errs[0]
 	}
-	fmt.Fprintf(os.Stderr, "[attack] %-14s %-8s conns %4d open %4d closed after %-8v normal %4d ok %3d failed p50 %-8v p99 %-8v max %-8v RSS %d/%d/%d KiB %s%s err=%v\n",
+	fmt.Fprintf(os.Stderr, "[attack] %-14s %-8s conns %4d open %4d closed after %-8v normal %4d ok %3d failed p50 %-8v p99 %-8v max %-8v RSS %d/%d/%d KiB CPU %v %s%s err=%v\n",
 		r.row, r.server, r.conns, r.open, r.closedAfter.Round(10*time.Millisecond), r.stats.N, len(r.stats.Errs),
 		r.stats.P50.Round(10*time.Microsecond), r.stats.P99.Round(10*time.Microsecond), r.stats.Max.Round(10*time.Microsecond),
-		r.rss[0], r.rss[1], r.rss[2], r.note, e, r.err)
+		r.rss[0], r.rss[1], r.rss[2], r.cpu, r.note, e, r.err)
 }
