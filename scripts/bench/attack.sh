@@ -11,9 +11,10 @@
 # nginx one worker); scripts/bench/attack (attackers and the normal
 # client) to CPU 0. The attack command prints one Markdown table.
 #
+# Both servers are started afresh for every row (RSS figures start clean).
 # Needs nginx (scripts/bench/run.sh installs it) and about 12 minutes: most
-# rows wait for a server's timeout. Knobs (env), passed to the command:
-#   ATTACK_ROWS=quiet,slowloris,...   rows to run (default: all)
+# rows wait for a server's timeout. Knobs (env):
+#   ATTACK_ROWS=quiet,slowloris,...   rows to run, in order (default: all)
 #   ATTACK_ARGS="-conns 120 -idle 3000"   more flags for scripts/bench/attack
 #   EDGECERT_BIN=bin/edgecert
 set -Eeuo pipefail
@@ -129,25 +130,45 @@ http {
 EOF
 "$NGINX" -t -q -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" -c "$TMP/nginx/nginx.conf" || die "nginx rejected its configuration"
 
-log "starting nginx $NGINX_VERSION on 127.0.0.1:$N_PORT and edgecert on 127.0.0.1:$E_PORT, both pinned to CPU $SERVER_CPU"
-taskset -c "$SERVER_CPU" "$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" -c "$TMP/nginx/nginx.conf" </dev/null &
-N_PID=$!
-PIDS+=("$N_PID")
-taskset -c "$SERVER_CPU" env GOMAXPROCS=1 "$EDGECERT_BIN" run -https-addr "127.0.0.1:$E_PORT" -http-addr= -admin-addr= \
-	-state-dir "$TMP/state" -cert-file "$TMP/cert.pem" -key-file "$TMP/key.pem" \
-	</dev/null >"$TMP/edgecert.log" 2>&1 &
-E_PID=$!
-PIDS+=("$E_PID")
-wait_ready nginx "https://127.0.0.1:$N_PORT/bench" "$N_PID"
-wait_ready edgecert "https://127.0.0.1:$E_PORT/bench" "$E_PID"
-log "edgecert: $("$EDGECERT_BIN" version 2>&1 | head -n1); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+# start_servers / stop_servers: fresh processes for every row, so that no
+# row's RSS figure starts from what an earlier row left allocated (a Go
+# process returns freed memory to the kernel only slowly).
+start_servers() {
+	taskset -c "$SERVER_CPU" "$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/logs/error.log" -c "$TMP/nginx/nginx.conf" </dev/null &
+	N_PID=$!
+	taskset -c "$SERVER_CPU" env GOMAXPROCS=1 "$EDGECERT_BIN" run -https-addr "127.0.0.1:$E_PORT" -http-addr= -admin-addr= \
+		-state-dir "$TMP/state" -cert-file "$TMP/cert.pem" -key-file "$TMP/key.pem" \
+		</dev/null >>"$TMP/edgecert.log" 2>&1 &
+	E_PID=$!
+	PIDS=("$N_PID" "$E_PID")
+	wait_ready nginx "https://127.0.0.1:$N_PORT/bench" "$N_PID"
+	wait_ready edgecert "https://127.0.0.1:$E_PORT/bench" "$E_PID"
+}
+stop_servers() {
+	local pid
+	for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+	PIDS=()
+}
 
-rows=()
-[ -n "${ATTACK_ROWS:-}" ] && rows=(-rows "$ATTACK_ROWS")
-# shellcheck disable=SC2086 # ATTACK_ARGS is a list of flags
-taskset -c "$CLIENT_CPU" "$TMP/attack" -server-name bench.test -ca "$TMP/cert.pem" "${rows[@]}" ${ATTACK_ARGS:-} \
-	-target "edgecert=127.0.0.1:$E_PORT,pid=$E_PID,big=/data?size=1&unit=gb" \
-	-target "nginx=127.0.0.1:$N_PORT,pid=$N_PID,big=/data1g.bin"
+ROWS=${ATTACK_ROWS:-quiet,slowloris,slowbody,neverread,idle,h2continuation,h2bodies,rapidreset}
+log "nginx $NGINX_VERSION on 127.0.0.1:$N_PORT and $("$EDGECERT_BIN" version 2>&1 | head -n1) on 127.0.0.1:$E_PORT," \
+	"both pinned to CPU $SERVER_CPU, restarted for every row; the attack command on CPU $CLIENT_CPU; rows $ROWS"
+log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+i=0
+for row in ${ROWS//,/ }; do
+	start_servers
+	# shellcheck disable=SC2086 # ATTACK_ARGS is a list of flags
+	taskset -c "$CLIENT_CPU" "$TMP/attack" -server-name bench.test -ca "$TMP/cert.pem" -rows "$row" ${ATTACK_ARGS:-} \
+		-target "edgecert=127.0.0.1:$E_PORT,pid=$E_PID,big=/data?size=1&unit=gb" \
+		-target "nginx=127.0.0.1:$N_PORT,pid=$N_PID,big=/data1g.bin" >"$TMP/table.$i" || die "the attack command failed on row $row"
+	stop_servers
+	i=$((i + 1))
+done
+echo
+head -n 2 "$TMP/table.0"
+for f in $(seq 0 $((i - 1))); do tail -n +3 "$TMP/table.$f"; done
+echo
 log "edgecert log lines by event: $(grep -o 'msg=[a-z._]*' "$TMP/edgecert.log" | sort | uniq -c | tr '\n' ' ')"
 log "nginx error log lines: $(wc -l <"$TMP/nginx/logs/error.log")"
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
