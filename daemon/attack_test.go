@@ -27,8 +27,7 @@ import (
 // attackP99Bound, the process RSS grows by less than the row's bound, and
 // every attack connection is closed within its deadline plus
 // attackSlack. The short form (go test, make test) uses short deadlines
-// and few connections and runs in a few seconds (with -short the attacks
-// run in parallel, each on a daemon of its own); the long form (make
+// and few connections and runs in a few seconds; the long form (make
 // attack: go test -run TestAttack -attack.long ./daemon) uses the
 // daemon's default limits and the connection counts.
 var attackLong = flag.Bool("attack.long", false, "run the attack suite in its long form (make attack)")
@@ -134,7 +133,6 @@ func rssMiB(t *testing.T) int64 {
 }
 
 func TestAttack(t *testing.T) {
-	parallelShort(t)
 	sc := attackScaleFor(*attackLong)
 	lim := sc.lim
 	// The caps are tested on a daemon whose head and idle bounds outlast
@@ -143,30 +141,19 @@ func TestAttack(t *testing.T) {
 	capLim := lim
 	capLim.HeaderTimeout, capLim.IdleTimeout = time.Minute, time.Minute
 
-	// Without -short (make test, make attack) one daemon takes every
-	// attack in turn, so that what one leaves behind cannot go unnoticed
-	// by the next. With -short each attack has a daemon of its own and
-	// the attacks run in parallel.
-	var tg, capTarget *target
-	if !testing.Short() {
-		tg, capTarget = startTarget(t, lim), startTarget(t, capLim)
-	}
-	targetFor := func(t *testing.T, shared *target, lim Limits) *target {
-		if shared != nil {
-			return shared
-		}
-		t.Parallel()
-		return startTarget(t, lim)
-	}
+	// One daemon takes every attack in turn, so that what one leaves
+	// behind cannot go unnoticed by the next, and the rows run one at a
+	// time, even under -short: their bounds are real time, and on a loaded
+	// machine tests with such bounds trip each other when run side by side
+	// (scripts/stress.sh).
+	tg, capTarget := startTarget(t, lim), startTarget(t, capLim)
 
-	// runOn replays one attack on the daemon with limits lim (shared when
-	// not nil) while the normal client nc runs and checks the common
-	// assertions. attack returns the connections that must be closed by
+	// runOn replays one attack on the daemon tg while the normal client nc
+	// runs and checks the common assertions. attack returns the connections that must be closed by
 	// the daemon within deadline (+ attackSlack); it fails the test itself
 	// when it cannot run.
-	runOn := func(shared *target, lim Limits, name string, deadline time.Duration, attackFn func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn) {
+	runOn := func(tg *target, name string, deadline time.Duration, attackFn func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn) {
 		t.Run(name, func(t *testing.T) {
-			tg := targetFor(t, shared, lim)
 			rss0 := rssMiB(t)
 			nc := attack.StartNormal(tg.at, normalFrom, "/api", 20*time.Millisecond)
 			conns := attackFn(t, tg, nc)
@@ -196,7 +183,7 @@ func TestAttack(t *testing.T) {
 		})
 	}
 	run := func(name string, deadline time.Duration, attackFn func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn) {
-		runOn(tg, lim, name, deadline, attackFn)
+		runOn(tg, name, deadline, attackFn)
 	}
 	// must(t)(conns, err) fails t when an attack could not run and
 	// returns its connections otherwise.
@@ -265,7 +252,7 @@ func TestAttack(t *testing.T) {
 		}
 		return nil
 	})
-	runOn(capTarget, capLim, "idle keep-alive connections beyond the caps", 0, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
+	runOn(capTarget, "idle keep-alive connections beyond the caps", 0, func(t *testing.T, tg *target, nc *attack.Normal) []net.Conn {
 		conns, refused := attack.Idle(t.Context(), tg.at, attackers, sc.idle, "")
 		if len(conns) > lim.PerClientConns {
 			t.Errorf("%d idle connections from one client accepted; cap %d", len(conns), lim.PerClientConns)
@@ -336,7 +323,6 @@ func TestAttack(t *testing.T) {
 		return nil
 	})
 	t.Run("operator certificate directory deleted and recreated", func(t *testing.T) {
-		tg := targetFor(t, tg, lim)
 		if err := os.RemoveAll(tg.dir); err != nil {
 			t.Fatal(err)
 		}

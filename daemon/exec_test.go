@@ -13,16 +13,6 @@ import (
 // process: os.Args[0] with this variable set is edgecert.
 const execMainEnv = "GO_TEST_EXEC_EDGECERT_MAIN" // not EDGECERT_*: the daemon warns about unknown ones
 
-// parallelShort makes a test whose bounds are a few hundred milliseconds
-// of real time run in parallel with the others under -short only: without
-// -short (make test, with the race detector) it runs alone, as the CPU the
-// others take could trip its bounds.
-func parallelShort(t *testing.T) {
-	if testing.Short() {
-		t.Parallel()
-	}
-}
-
 func TestMain(m *testing.M) {
 	if os.Getenv(execMainEnv) == "1" {
 		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))

@@ -17,7 +17,6 @@ import (
 // connection that sends no request, and a request head sent slowly. A
 // keep-alive connection closed by IdleTimeout is not a head timeout.
 func TestHeadTimeoutsLogged(t *testing.T) {
-	parallelShort(t)
 	// firstLine waits for event naming remote and returns the first
 	// line of event in the log.
 	firstLine := func(t *testing.T, s *limitServer, event, remote string) string {
@@ -95,7 +94,6 @@ func TestHeadTimeoutsLogged(t *testing.T) {
 // (http.body_timeout) is served, so its connection's close is no head
 // timeout, although a read passed its deadline.
 func TestHeadWatchIgnoresServedRequests(t *testing.T) {
-	parallelShort(t)
 	lim := testLimits()
 	s := startLimitServer(t, lim)
 	c := s.dialTLS(t, "http/1.1")

@@ -222,7 +222,6 @@ func TestHTTP2StreamsCapped(t *testing.T) {
 // TestHTTP2BodyDeadline: a stream whose request body never finishes is
 // ended after BodyTimeout, and the server keeps serving the connection.
 func TestHTTP2BodyDeadline(t *testing.T) {
-	parallelShort(t)
 	s := startLimitServer(t, testLimits())
 	h := s.h2(t)
 	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.headerBlock("POST", "/"), EndHeaders: true}); err != nil {
@@ -249,7 +248,6 @@ func TestHTTP2BodyDeadline(t *testing.T) {
 // END_HEADERS, CONTINUATION trickling) closes the connection after
 // HeaderTimeout, as HTTP/1 does for a slow request head.
 func TestHTTP2SlowHeaderBlock(t *testing.T) {
-	parallelShort(t)
 	lim := testLimits()
 	s := startLimitServer(t, lim)
 	h := s.h2(t)
@@ -300,7 +298,6 @@ func TestHTTP2NormalRequests(t *testing.T) {
 // BodyTimeout and the connection is closed, on a route that reads the body
 // (/) and on one that does not (/bench).
 func TestHTTP1BodyDeadline(t *testing.T) {
-	parallelShort(t)
 	lim := testLimits()
 	s := startLimitServer(t, lim)
 	for _, path := range []string{"/", "/bench", "/health"} {
@@ -332,7 +329,6 @@ func TestHTTP1BodyDeadline(t *testing.T) {
 // is closed after H2PingAfter + H2PingTimeout, and one with no open stream
 // after IdleTimeout, however politely it answers PINGs.
 func TestHTTP2IdleAndPing(t *testing.T) {
-	parallelShort(t)
 	t.Run("unanswered ping", func(t *testing.T) {
 		lim := testLimits()
 		lim.H2PingAfter, lim.H2PingTimeout = 200*time.Millisecond, 200*time.Millisecond

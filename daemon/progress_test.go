@@ -88,7 +88,6 @@ func TestWriteProgressDeadline(t *testing.T) {
 // reads is cut after WriteTimeout (once the socket buffers are full), not
 // held.
 func TestDataToStalledClientAborted(t *testing.T) {
-	parallelShort(t)
 	lim := testLimits()
 	s := startLimitServer(t, lim)
 	c := s.dialTLS(t, "http/1.1")

@@ -182,7 +182,6 @@ func TestReaper(t *testing.T) {
 // is not cut, and a keep-alive connection serves requests spread over many
 // bounds.
 func TestReadBoundsSpareServedRequests(t *testing.T) {
-	parallelShort(t)
 	lim := testLimits()
 	lim.IdleTimeout = time.Second
 	s := startLimitServer(t, lim)

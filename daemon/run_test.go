@@ -135,7 +135,6 @@ func TestDaemonEndToEnd(t *testing.T) {
 // ACME at all; a client whose SNI matches nothing gets the default
 // certificate, and replacing the files on disk is served without a restart.
 func TestDaemonOperatorCertificate(t *testing.T) {
-	parallelShort(t)
 	dir := t.TempDir()
 	ca := certstoretest.NewCA(t)
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")

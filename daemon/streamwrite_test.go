@@ -70,7 +70,6 @@ func starveStream(h *h2Client, starved, moving string, closed bool, d time.Durat
 // connection keeps the connection's writes moving (so the listener's
 // connection-level deadline never bites).
 func TestHTTP2StarvedStream(t *testing.T) {
-	parallelShort(t)
 	lim := testLimits()
 	s := startLimitServer(t, lim)
 	h := s.h2(t)
@@ -91,7 +90,6 @@ func TestHTTP2StarvedStream(t *testing.T) {
 // window; x/net/http2 sends it afterwards) is bounded too: a client whose
 // stream window is 0 and never opens gets the stream reset.
 func TestHTTP2StarvedEnd(t *testing.T) {
-	parallelShort(t)
 	lim := testLimits()
 	s := startLimitServer(t, lim)
 	h := s.h2(t)
