@@ -207,10 +207,11 @@ func (d *daemon) closeListeners() {
 	}
 }
 
-// serve starts the admin server, the store watcher, the HTTPS server, the
-// redirect and the fleet sync. Certificates already valid in the store are served at
-// once, while missing ones are being obtained (a handshake for a name with
-// no certificate yet fails with an alert, never a panic).
+// serve starts the admin server, the memory policy (memory.go), the store
+// watcher, the HTTPS server, the redirect and the fleet sync. Certificates
+// already valid in the store are served at once, while missing ones are
+// being obtained (a handshake for a name with no certificate yet fails with
+// an alert, never a panic).
 func (d *daemon) serve(ctx context.Context) error {
 	d.connCtx, d.cancelConns = context.WithCancel(context.WithoutCancel(ctx))
 	d.bg, d.stopBG = context.WithCancel(ctx)
@@ -229,6 +230,11 @@ func (d *daemon) serve(ctx context.Context) error {
 		}
 		d.start("admin", &http.Server{Handler: adminHandler(d.views, d.readiness, d.reg, ops), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}, d.adminLn, false)
 	}
+	mem, stopGCNotify := newMemPolicy(d.log)
+	d.wg.Go(func() {
+		mem.run(d.bg)
+		stopGCNotify()
+	})
 	if d.solver != nil {
 		d.wg.Go(func() { _ = d.solver.Run(d.bg) }) // returns nil when bg ends
 	}
