@@ -24,6 +24,7 @@
 #   BENCH_DATA_RUNS=3   100 MiB downloads per server per round
 #   BENCH_GO=1          also run the Go micro-benchmarks (0 skips them)
 #   BENCH_CONNS_IDLE=2000  idle connections held open for the RSS-per-connection rows
+#   BENCH_IDLE_SETTLE=12   seconds they are held idle before the server's RSS is read
 #   BENCH_SERVERS="edgecert nethttp nginx"   servers to measure (edgecert must be one)
 #   BENCH_STEPS="rss wrk data conns"   measurements to make (4a-4d below), e.g. "conns"
 #   EDGECERT_BIN=bin/edgecert
@@ -40,6 +41,7 @@ GO_BENCH=${BENCH_GO:-1}
 SERVERS=${BENCH_SERVERS:-edgecert nethttp nginx}
 IDLE_CONNS=${BENCH_CONNS_IDLE:-2000}
 STEPS=${BENCH_STEPS:-rss wrk data conns}
+IDLE_SETTLE=${BENCH_IDLE_SETTLE:-12}
 
 DATA_BYTES=$((100 << 20))  # /data?size=100&unit=mb and nginx's static file
 BIG_BYTES=$((1 << 30))     # /data?size=1&unit=gb for the RSS figure
@@ -607,7 +609,10 @@ conn_test() {
 		sleep 0.1
 	done
 	[ "$line" = "open $IDLE_CONNS" ] || { exec 7>&-; cat "$TMP/idleconns.out" >&2; die "idleconns -kind $kind to $server failed"; }
-	sleep 1 # let the server settle (goroutines park, buffers return)
+	# Let the server settle: goroutines park, and edgecert's memory trim
+	# (daemon/memory.go: a check every 5 s, a trim at the first quiet one)
+	# has run, as it does on a server whose connections have gone idle.
+	sleep "$IDLE_SETTLE"
 	after=$(server_rss "$server")
 	exec 7>&-
 	wait "$cpid" || true
@@ -669,8 +674,8 @@ for round in $(seq "${ROUNDS_DATA:-$ROUNDS}"); do
 done
 
 step conns && log "step 4d: RSS per idle connection: $IDLE_CONNS TLS keep-alive connections after one /bench each" \
-	"(every server), $IDLE_CONNS websockets after one /echo message each (edgecert), 3 rounds," \
-	"each on a freshly started server"
+	"(every server), $IDLE_CONNS websockets after one /echo message each (edgecert), held idle" \
+	"${IDLE_SETTLE}s, 3 rounds, each on a freshly started server"
 step conns || CONN_ROUNDS=
 for round in ${CONN_ROUNDS-1 2 3}; do
 	for server in $SERVERS; do
