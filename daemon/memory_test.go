@@ -15,19 +15,20 @@ import (
 func TestFloorPercent(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		live, floor uint64
-		want        int
+		live, roots, floor uint64
+		want               int
 	}{
 		{live: mib, floor: 0, want: 100},       // no floor
-		{live: mib, floor: 8 * mib, want: 700}, // goal 8 MiB
-		{live: 2 * mib, floor: 8 * mib, want: 300},
-		{live: 4 * mib, floor: 8 * mib, want: 100}, // 2× live reaches the floor
+		{live: mib, floor: 8 * mib, want: 200}, // minimum heap 8 MiB
+		{live: mib, floor: 6 * mib, want: 150},
+		{live: mib, roots: mib, floor: 8 * mib, want: 200},
+		{live: 3 * mib, roots: 2 * mib, floor: 8 * mib, want: 100}, // 2× live + roots reaches the floor
+		{live: 4 * mib, floor: 8 * mib, want: 100},
 		{live: 64 * mib, floor: 8 * mib, want: 100},
-		{live: 100 << 10, floor: 8 * mib, want: 1000}, // capped
-		{live: 0, floor: 8 * mib, want: 1000},
+		{live: mib, floor: 2 * mib, want: 100}, // under the runtime's own minimum
 	} {
-		if got := floorPercent(c.live, c.floor); got != c.want {
-			t.Errorf("floorPercent(%d, %d) = %d; want %d", c.live, c.floor, got, c.want)
+		if got := floorPercent(c.live, c.roots, c.floor); got != c.want {
+			t.Errorf("floorPercent(%d, %d, %d) = %d; want %d", c.live, c.roots, c.floor, got, c.want)
 		}
 	}
 }
@@ -168,14 +169,13 @@ func TestMemPolicyHeapFloor(t *testing.T) {
 			gc <- struct{}{}
 			synctest.Wait()
 		}
-		cycle(1 << 20) // 8 MiB goal: 700
-		cycle(1 << 20) // unchanged: not set again
-		cycle(2 << 20) // 300
-		cycle(6 << 20) // past floor/2: 100
-		cycle(1 << 20) // 700
+		cycle(1 << 20) // minimum heap 8 MiB: 200
+		cycle(2 << 20) // unchanged: not set again
+		cycle(5 << 20) // past floor/2: 100
+		cycle(3 << 20) // 200
 		cancel()
 		<-done
-		want := []int{700, 300, 100, 700, 100}
+		want := []int{200, 100, 200, 100}
 		if got := f.percentsSet(); !equalInts(got, want) {
 			t.Errorf("GC percentages set %v; want %v (the last one restoring 100)", got, want)
 		}
