@@ -55,6 +55,11 @@ const (
 	trimAfter = 8 << 20
 )
 
+// memPolicyOwner is set while a daemon of this process runs the memory
+// policy: it is process-wide, so a second daemon in the same process (the
+// tests run many) leaves it to the first.
+var memPolicyOwner atomic.Bool
+
 // memPolicy runs the heap floor and the trim for one daemon. Its fields
 // are the policy's parameters and its view of the runtime, replaced in
 // tests.

@@ -230,11 +230,14 @@ func (d *daemon) serve(ctx context.Context) error {
 		}
 		d.start("admin", &http.Server{Handler: adminHandler(d.views, d.readiness, d.reg, ops), ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}, d.adminLn, false)
 	}
-	mem, stopGCNotify := newMemPolicy(d.log)
-	d.wg.Go(func() {
-		mem.run(d.bg)
-		stopGCNotify()
-	})
+	if memPolicyOwner.CompareAndSwap(false, true) {
+		mem, stopGCNotify := newMemPolicy(d.log)
+		d.wg.Go(func() {
+			defer memPolicyOwner.Store(false)
+			mem.run(d.bg)
+			stopGCNotify()
+		})
+	}
 	if d.solver != nil {
 		d.wg.Go(func() { _ = d.solver.Run(d.bg) }) // returns nil when bg ends
 	}
