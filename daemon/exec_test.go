@@ -1,11 +1,10 @@
 package daemon
 
 import (
-	"flag"
 	"os"
-	"runtime"
-	"strconv"
 	"testing"
+
+	"github.com/edgecert/edgecert/internal/testparallel"
 )
 
 // execMainEnv makes the test binary run the edgecert command line instead
@@ -22,14 +21,7 @@ func TestMain(m *testing.M) {
 	// test that needs them in the environment (rig.setenv).
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	// The tests wait on timers and loopback peers, not on the CPU (the
-	// package needs a few CPU-seconds in all), so more of the parallel ones
-	// run at once than -test.parallel's default of GOMAXPROCS; an explicit
-	// -test.parallel wins.
-	flag.Parse()
-	parallelSet := false
-	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
-	if !parallelSet {
-		flag.Set("test.parallel", strconv.Itoa(max(16, runtime.GOMAXPROCS(0))))
-	}
+	// package needs a few CPU-seconds in all).
+	testparallel.Default(16)
 	os.Exit(m.Run())
 }

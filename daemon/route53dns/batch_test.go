@@ -362,6 +362,7 @@ func TestRunRemovesWhatAnEarlierRunLeft(t *testing.T) {
 // for a while (longer than one call's retries); CleanUp reports it, Run
 // keeps trying with backoff and removes the value once Route 53 recovers.
 func TestFailedCleanupIsRetriedUntilItSucceeds(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	p := e.provider(t, Options{ZoneID: "ZA", NameServers: []string{e.dns.Addr()}})
 	ctx := ctxTimeout(t)

@@ -26,6 +26,7 @@ const (
 )
 
 func TestApexAndWildcardShareOneName(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{insync: 20 * time.Millisecond})
 	rec := &recorder{}
 	// No NameServers override: the zone's delegation set names the authdns.
@@ -199,6 +200,7 @@ func TestConcurrentHostsNeverLoseValues(t *testing.T) {
 // provider read it: the stale DELETE is rejected, and the retry keeps the
 // other writer's value.
 func TestWriterBetweenReadAndWrite(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	var intruded atomic.Bool
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -262,6 +264,7 @@ func TestNoLeftoversAfterFailure(t *testing.T) {
 // TestLostResponseIsRetriedIdempotently drops the connection after Route 53
 // applied a change: the retry finds the value there and does not write again.
 func TestLostResponseIsRetriedIdempotently(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	var dropped atomic.Bool
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -307,6 +310,7 @@ func TestLostResponseIsRetriedIdempotently(t *testing.T) {
 }
 
 func TestCancelledWaitThenCleanUp(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{insync: time.Millisecond})
 	p := e.provider(t, Options{ZoneID: "ZA"})
 	e.fake.SetNeverInsync(true)

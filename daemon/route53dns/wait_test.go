@@ -19,6 +19,7 @@ import (
 )
 
 func TestWaitBoundedWhenInsyncIsLate(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name   string
 		insync time.Duration
@@ -62,6 +63,7 @@ func TestWaitBoundedWhenInsyncIsLate(t *testing.T) {
 // TestWaitForEveryNameServer uses two authoritative servers, the second one
 // lagging behind INSYNC.
 func TestWaitForEveryNameServer(t *testing.T) {
+	t.Parallel()
 	mirror := authdnstest.Start(t)
 	const lag = 400 * time.Millisecond
 	e := newEnv(t, envOpts{insync: 50 * time.Millisecond, mirrors: []fakeroute53.Mirror{{DNS: mirror, Lag: lag}}})
@@ -90,6 +92,7 @@ func TestWaitForEveryNameServer(t *testing.T) {
 }
 
 func TestWaitNamesTheServerThatNeverServes(t *testing.T) {
+	t.Parallel()
 	mirror := authdnstest.Start(t)
 	e := newEnv(t, envOpts{mirrors: []fakeroute53.Mirror{{DNS: mirror, Lag: time.Hour}}})
 	p := e.provider(t, Options{ZoneID: "ZA", NameServers: []string{e.dns.Addr(), mirror.Addr()}, PropagationTimeout: 500 * time.Millisecond})

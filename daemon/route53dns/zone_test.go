@@ -97,6 +97,7 @@ func createCNAME(t *testing.T, e *env, zoneID, name, target string) {
 }
 
 func TestFollowCNAME(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{zones: []fakeroute53.Zone{{ID: "ZDEL", Name: "acme-delegate.test"}}})
 	// The delegate zone is served by the same authdns server.
 	const alias, target = "_acme-challenge.www.example.test.", "www-example.acme-delegate.test."
