@@ -69,6 +69,32 @@ run_cleanup() {
 	exit "$rc"
 }
 
+# begin_root_test NAME PREFIX KEEP_VAR WHY: the preamble of a test script
+# that needs root (WHY, if not empty, says for what): refuse to run without
+# it, install the ERR, EXIT (run_cleanup) and INT/TERM traps, take
+# /run/edgecert-NAME.lock so that runs are one at a time, and set WORK to a
+# new directory /tmp/PREFIX.XXXXXX, removed at exit unless the variable named
+# KEEP_VAR is 1.
+begin_root_test() {
+	local name=$1 prefix=$2 keep=$3 why=$4
+	[ "$(id -u)" -eq 0 ] || die "run as root${why:+ ($why)}"
+	# A top-level command failing outside a condition ends the test (set
+	# -e); say which. (No set -E: inside functions and $(...) failures are
+	# expected.)
+	trap 'say "FAIL: line $LINENO: $BASH_COMMAND"' ERR
+	trap run_cleanup EXIT
+	trap 'exit 130' INT TERM
+	exec 8>"/run/edgecert-$name.lock"
+	flock -n 8 || die "another $name is running (/run/edgecert-$name.lock)"
+	WORK=$(mktemp -d "/tmp/$prefix.XXXXXX")
+	if [ "${!keep:-0}" = 1 ]; then
+		on_exit "say 'kept $WORK'"
+	else
+		# shellcheck disable=SC2016 # expanded when the cleanup runs
+		on_exit 'rm -rf "$WORK"'
+	fi
+}
+
 # stop_pid PID NAME [SECONDS]: SIGTERM PID, wait up to SECONDS (default 20),
 # then SIGKILL. Only ever signals the one PID it was given.
 stop_pid() {

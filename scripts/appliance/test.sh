@@ -61,24 +61,8 @@ CT_ENV=/etc/edgecert/edgecert.env
 CT_CA_ROOTS=/etc/edgecert/acme-ca-roots.pem
 CT_RIG_ROOT=/root/rig-root.pem
 
-[ "$(id -u)" -eq 0 ] || die "run as root"
-# A top-level command failing outside a condition ends the test (set -e);
-# say which. (No set -E: inside functions and $(...) failures are expected.)
-trap 'say "FAIL: line $LINENO: $BASH_COMMAND"' ERR
-trap run_cleanup EXIT
-trap 'exit 130' INT TERM
-
 # One run at a time: the namespace name and ports are fixed.
-exec 8>/run/edgecert-appliance-test.lock
-flock -n 8 || die "another appliance test is running (/run/edgecert-appliance-test.lock)"
-
-WORK=$(mktemp -d /tmp/edgecert-at.XXXXXX)
-if [ "${EDGECERT_AT_KEEP:-0}" = 1 ]; then
-	on_exit "say 'kept $WORK'"
-else
-	# shellcheck disable=SC2016 # expanded when the cleanup runs
-	on_exit 'rm -rf "$WORK"'
-fi
+begin_root_test appliance-test edgecert-at EDGECERT_AT_KEEP ""
 
 # --- helpers -----------------------------------------------------------------
 

@@ -28,21 +28,7 @@ repo=$(cd "$here/../.." && pwd)
 NETS=(ft-rig ft-s3 ft-h1 ft-h2 ft-h3 ft-h4)
 declare -A IP=([ft-rig]=10.231.7.1 [ft-s3]=10.231.7.2 [ft-h1]=10.231.7.11 [ft-h2]=10.231.7.12 [ft-h3]=10.231.7.13 [ft-h4]=10.231.7.14)
 
-[ "$(id -u)" -eq 0 ] || die "run as root (network namespaces)"
-trap 'say "FAIL: line $LINENO: $BASH_COMMAND"' ERR
-trap run_cleanup EXIT
-trap 'exit 130' INT TERM
-
-exec 8>/run/edgecert-fleet-test.lock
-flock -n 8 || die "another fleet test is running (/run/edgecert-fleet-test.lock)"
-
-WORK=$(mktemp -d /tmp/ft-fleettest.XXXXXX)
-if [ "${EDGECERT_FT_KEEP:-0}" = 1 ]; then
-	on_exit "say 'kept $WORK'"
-else
-	# shellcheck disable=SC2016 # expanded when the cleanup runs
-	on_exit 'rm -rf "$WORK"'
-fi
+begin_root_test fleet-test ft-fleettest EDGECERT_FT_KEEP "network namespaces"
 
 # remove_net: stop whatever still runs in our namespaces (only processes this
 # test started live there), then delete them and their /etc/netns entries.
