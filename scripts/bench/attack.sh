@@ -48,11 +48,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 chmod 0711 "$TMP"
 
-# free_port: a loopback port nothing listens on.
+# free_port: a loopback port nothing listens on, below the ephemeral range
+# (where another process's client socket could hold it).
+EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
 	local p
 	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 20000))
+		p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
 	done
 	die "no free port"

@@ -129,12 +129,14 @@ status_kib() {
 # port_in_use PORT: true when something accepts connections on 127.0.0.1:PORT.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# pick_port [EXCLUDE]: a random port in 20000-39999 that nothing listens on
-# and that is not EXCLUDE.
+# pick_port [EXCLUDE]: a random port below the kernel's ephemeral range (a
+# client socket of another process may hold any port inside it, and then
+# the listener's bind fails) that nothing listens on and that is not EXCLUDE.
+EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 pick_port() {
 	local p i
 	for i in $(seq 100); do
-		p=$((20000 + RANDOM % 20000))
+		p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
 		if [ "$p" != "${1:-}" ] && ! port_in_use "$p"; then
 			echo "$p"
 			return 0
@@ -618,7 +620,7 @@ conn_test() {
 	wait "$cpid" || true
 	BG_PIDS=()
 	printf 'conn\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$server" "$IDLE_CONNS" "$before" "$after" >>"$SAMPLES"
-	log "$(printf '  round %s/%s  %-8s %s idle %s connections: RSS %s -> %s KiB (%s KiB each)' "$3" "$ROUNDS" "$server" \
+	log "$(printf '  round %s/%s  %-8s %s idle %s connections: RSS %s -> %s KiB (%s KiB each)' "$3" 3 "$server" \
 		"$IDLE_CONNS" "$kind" "$before" "$after" "$(awk -v b="$before" -v a="$after" -v n="$IDLE_CONNS" 'BEGIN { printf "%.1f", (a - b) / n }')")"
 }
 
