@@ -415,3 +415,22 @@ func TestProc(t *testing.T) {
 		t.Error("RSSKiB of a process that does not exist: no error")
 	}
 }
+
+// TestCurves: Target.Curves is what the handshake offers.
+func TestCurves(t *testing.T) {
+	tg := tlsServer(t, httptest.NewUnstartedServer(http.HandlerFunc(ok)), true)
+	for _, tc := range []struct {
+		curves []tls.CurveID
+		want   tls.CurveID
+	}{{nil, tls.X25519MLKEM768}, {[]tls.CurveID{tls.X25519}, tls.X25519}} {
+		tg.Curves = tc.curves
+		c, err := tg.Dial(t.Context(), "", "h2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.ConnectionState().CurveID; got != tc.want {
+			t.Errorf("Curves %v: negotiated %v; want %v", tc.curves, got, tc.want)
+		}
+		c.Close()
+	}
+}

@@ -73,7 +73,7 @@ func StartNormal(tg Target, from, path string, pause time.Duration) *Normal {
 // request to tg.Addr from the address from.
 func (tg Target) httpClient(from string, h2 bool) *http.Client {
 	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{ServerName: tg.ServerName, RootCAs: tg.Roots},
+		TLSClientConfig:   tg.tlsConfig(),
 		ForceAttemptHTTP2: h2,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			d := net.Dialer{Timeout: dialTimeout}

@@ -25,6 +25,15 @@ type Target struct {
 	ServerName string
 	// Roots verify the server's certificate.
 	Roots *x509.CertPool
+	// Curves are the key exchanges offered, in order; nil is crypto/tls's
+	// default (X25519MLKEM768 first, which a Go server picks and nginx on
+	// OpenSSL 3.0 cannot: compare the two with X25519 only).
+	Curves []tls.CurveID
+}
+
+// tlsConfig is the client configuration of every connection to tg.
+func (tg Target) tlsConfig(protos ...string) *tls.Config {
+	return &tls.Config{ServerName: tg.ServerName, RootCAs: tg.Roots, NextProtos: protos, CurvePreferences: tg.Curves}
 }
 
 // Dial opens a TLS connection from the local address from (an IP; ""
@@ -33,7 +42,7 @@ type Target struct {
 func (tg Target) Dial(ctx context.Context, from, proto string) (*tls.Conn, error) {
 	d := &tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: dialTimeout},
-		Config:    &tls.Config{ServerName: tg.ServerName, RootCAs: tg.Roots, NextProtos: []string{proto}},
+		Config:    tg.tlsConfig(proto),
 	}
 	if from != "" {
 		d.NetDialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}

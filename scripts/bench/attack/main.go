@@ -25,6 +25,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -112,6 +113,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&cfg.bounds.ping, "ping", 40*time.Second, "edgecert's HTTP/2 PING bound (after + timeout)")
 	fs.DurationVar(&cfg.slack, "slack", 15*time.Second, "how long past its bound a row waits for the attack connections to close")
 	fs.DurationVar(&cfg.quiet, "quiet", 5*time.Second, "length of the no-attack baseline row")
+	mlkem := fs.Bool("mlkem", false, "offer crypto/tls's default key exchanges (X25519MLKEM768 first) instead of X25519 only, which is what nginx on OpenSSL 3.0 and the other bench rows use")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -126,8 +128,12 @@ func parseFlags(args []string) (*config, error) {
 	if !roots.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%s: no certificate", *caFile)
 	}
+	base := attack.Target{ServerName: *serverName, Roots: roots, Curves: []tls.CurveID{tls.X25519}}
+	if *mlkem {
+		base.Curves = nil
+	}
 	for _, t := range targets {
-		s, err := parseTarget(t, attack.Target{ServerName: *serverName, Roots: roots})
+		s, err := parseTarget(t, base)
 		if err != nil {
 			return nil, err
 		}
