@@ -171,14 +171,15 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	if err := s.cleanLocked(); err != nil {
+	crowded, err := s.cleanLocked()
+	if err != nil {
 		return nil, err
 	}
 	s.valid = readValidCache(dir)
 	if err := s.reloadLocked(ctx, nil); err != nil {
 		return nil, err
 	}
-	s.pruneAllLocked()
+	s.pruneAllLocked(crowded)
 	return s, nil
 }
 
@@ -186,7 +187,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 // data/, certificate directories that hold nothing, and temporary files of
 // the validated cache. The directories are read on several goroutines (a
 // large store has thousands); what was removed is logged in order after.
-func (s *Store) cleanLocked() error {
+// It returns the names whose directory still holds more than s.keep
+// versions (counting every entry but "current" as one: the only ones
+// pruning at Open can change), so that Open does not read every
+// directory a second time.
+func (s *Store) cleanLocked() ([]string, error) {
 	names := s.storeNames()
 	dirs := []string{s.certsDir, s.dataDir}
 	for _, name := range names {
@@ -194,19 +199,24 @@ func (s *Store) cleanLocked() error {
 	}
 	type cleaned struct {
 		removed []string // paths
+		left    int      // entries the directory still holds
 		err     error
 	}
 	res := make([]cleaned, len(dirs))
 	forEachParallel(len(dirs), func(i, _ int) {
-		res[i].removed, res[i].err = s.cleanDir(dirs[i], i >= 2)
+		res[i].removed, res[i].left, res[i].err = s.cleanDir(dirs[i], i >= 2)
 	})
 	var errs []error
-	for _, r := range res {
+	var crowded []string
+	for i, r := range res {
 		for _, p := range r.removed {
 			s.log.Info("store.cleaned", slog.String("path", p))
 		}
 		if r.err != nil {
 			errs = append(errs, r.err)
+		}
+		if i >= 2 && (r.err != nil || r.left-1 > s.keep) {
+			crowded = append(crowded, names[i-2])
 		}
 	}
 	removed, err := cleanValidCacheTemp(s.dir)
@@ -214,28 +224,29 @@ func (s *Store) cleanLocked() error {
 		s.log.Info("store.cleaned", slog.String("path", p))
 	}
 	if err := errors.Join(append(errs, err)...); err != nil {
-		return fmt.Errorf("certstore: open: clean temporary files: %w", err)
+		return nil, fmt.Errorf("certstore: open: clean temporary files: %w", err)
 	}
-	return nil
+	return crowded, nil
 }
 
 // cleanDir removes the temporary entries of d and, if nameDir, d itself
 // when nothing else is in it (a crash between creating the directory and
 // committing the first version leaves it empty). It returns the paths
-// removed.
-func (s *Store) cleanDir(d string, nameDir bool) ([]string, error) {
+// removed and the number of entries d still holds.
+func (s *Store) cleanDir(d string, nameDir bool) ([]string, int, error) {
 	removed, had, err := cleanTemp(d)
 	var paths []string
 	for _, r := range removed {
 		paths = append(paths, filepath.Join(d, r))
 	}
-	if err != nil || !nameDir || had > len(removed) {
-		return paths, err
+	left := had - len(removed)
+	if err != nil || !nameDir || left > 0 {
+		return paths, left, err
 	}
 	if err := os.Remove(d); err != nil {
-		return paths, err
+		return paths, left, err
 	}
-	return append(paths, d), nil
+	return append(paths, d), 0, nil
 }
 
 // storeNames lists the certificate directory names under certs/. Errors
@@ -272,11 +283,11 @@ func (s *Store) isClosed() bool {
 	}
 }
 
-// pruneAllLocked prunes every stored certificate (Open): the directories
-// are read on several goroutines, the removals (rare: only names with more
-// than s.keep versions) made and logged in name order after.
-func (s *Store) pruneAllLocked() {
-	names := s.storeNames()
+// pruneAllLocked prunes the stored certificates names (Open: those
+// cleanLocked found with more than s.keep versions): the directories are
+// read on several goroutines, the removals made and logged in name order
+// after.
+func (s *Store) pruneAllLocked(names []string) {
 	plans := make([]prunePlan, len(names))
 	forEachParallel(len(names), func(i, _ int) { plans[i] = s.planPrune(names[i]) })
 	for _, p := range plans {
