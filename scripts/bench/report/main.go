@@ -44,11 +44,18 @@ func main() {
 	write(os.Stdout, s)
 }
 
-// write prints the whole report.
+// write prints the whole report; the throughput table and its CPU shares
+// only when something was measured for them (BENCH_STEPS=conns has only
+// the per-connection rows).
 func write(w io.Writer, s *samples) {
-	misses := writeTable(w, s)
+	misses := 0
+	if len(s.runs) > 0 || len(s.rss) > 0 {
+		misses = writeTable(w, s)
+	}
 	writeConns(w, s)
-	writeCPU(w, s)
+	if len(s.runs) > 0 {
+		writeCPU(w, s)
+	}
 	fmt.Fprintf(w, "Targets missed: %d (reported, not enforced). A \"*\" marks a verdict whose plain ratio lands on the\n", misses)
 	fmt.Fprintln(w, "other side of the target: the two servers did not get the same CPU (contention or a client-bound run).")
 }

@@ -152,3 +152,18 @@ func TestReport(t *testing.T) {
 		t.Errorf("Targets missed: %s; want 2 (/bench vs nginx, RSS h2)", got[0])
 	}
 }
+
+// TestReportConnsOnly: samples of the per-connection rows only
+// (BENCH_STEPS=conns) print that table and no empty throughput table.
+func TestReportConnsOnly(t *testing.T) {
+	s, err := parse(strings.NewReader("conn\ttls\tedgecert\t1000\t10000\t40000\nconn\ttls\tnginx\t1000\t5000\t19000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	write(&out, s)
+	report := out.String()
+	if !strings.Contains(report, "RSS per idle connection") || strings.Contains(report, "metric ") || strings.Contains(report, "Server CPU") {
+		t.Errorf("conns-only report:\n%s", report)
+	}
+}
