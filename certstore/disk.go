@@ -143,17 +143,55 @@ type versionFiles struct {
 	chain, key, meta []byte
 }
 
+// readVersion reads the three files of versionDir, into one buffer.
 func readVersion(versionDir string) (versionFiles, error) {
 	var vf versionFiles
+	buf := make([]byte, 0, 4<<10)
 	var err error
-	if vf.chain, err = os.ReadFile(filepath.Join(versionDir, chainFile)); err != nil {
+	if vf.chain, buf, err = readSmallFile(filepath.Join(versionDir, chainFile), buf); err != nil {
 		return vf, err
 	}
-	if vf.key, err = os.ReadFile(filepath.Join(versionDir, keyFile)); err != nil {
+	if vf.key, buf, err = readSmallFile(filepath.Join(versionDir, keyFile), buf); err != nil {
 		return vf, err
 	}
-	vf.meta, err = os.ReadFile(filepath.Join(versionDir, metaFile))
+	vf.meta, _, err = readSmallFile(filepath.Join(versionDir, metaFile), buf)
 	return vf, err
+}
+
+// readSmallFile appends the content of the file at path to buf and returns
+// it (a full slice of its own) and buf grown past it, with os.ReadFile's
+// errors (*fs.PathError). It costs three or four system calls (open, read
+// until EOF, close) where os.ReadFile's os.File costs six (it also fstats
+// the file twice: to learn it cannot be polled, and for its size), which was
+// a tenth of the CPU of opening a store of 10,000 certificates.
+func readSmallFile(path string, buf []byte) (data, rest []byte, err error) {
+	var fd int
+	for {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, buf, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	start := len(buf)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return nil, buf, &fs.PathError{Op: "read", Path: path, Err: err}
+		case n == 0:
+			return buf[start:len(buf):len(buf)], buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }
 
 // writeVersion commits vf as a new version of nameDir and returns its name.
