@@ -22,7 +22,7 @@ release: ## dist/: static linux/amd64+arm64 binaries, .deb packages (nfpm), SHA2
 test: promtool ## all unit and integration tests, race detector on (the README's test command)
 	$(GOTEST) -race -count=1 -timeout 20m ./...
 
-test-short: promtool ## unit tests and in-process fakes only (< 30 s on 2 cores)
+test-short: promtool ## the -short tier: unit tests, in-process fakes, short attack suite (about 45 s on 2 cores; see BENCHMARKS.md)
 	$(GOTEST) -short -count=1 ./...
 
 stress: ## the -short suite 20 times in a row under stress-ng CPU load (RUNS=20)
