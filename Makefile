@@ -45,7 +45,7 @@ tidy-check: ## go.mod and go.sum are tidy
 bench: build ## edgecert vs a bare net/http server and nginx on loopback (installs nginx and wrk), plus Go benchmarks; see BENCHMARKS.md
 	scripts/bench/run.sh
 
-bench-attack: build ## issue 8's attacks that nginx shares, edgecert and nginx side by side: a normal client's latency, closes, RSS (about 12 minutes; needs nginx); see BENCHMARKS.md
+bench-attack: build ## issue 8's attacks that nginx shares, edgecert and nginx side by side: a normal client's latency, closes, RSS (about 12 minutes; installs nginx when missing, root); see BENCHMARKS.md
 	scripts/bench/attack.sh
 
 demo: build ## the whole flow locally, no AWS: local CA, Route 53 API, DNS, daemon on https://demo.test:8443 (127.0.0.1); root in bin/demo-root.pem

@@ -12,7 +12,8 @@
 # client) to CPU 0. The attack command prints one Markdown table.
 #
 # Both servers are started afresh for every row (RSS figures start clean).
-# Needs nginx (scripts/bench/run.sh installs it) and about 12 minutes: most
+# Installs nginx from Debian when missing (scripts/install-deps.sh bench,
+# root) and takes about 12 minutes: most
 # rows wait for a server's timeout. Knobs (env):
 #   ATTACK_ROWS=quiet,slowloris,...   rows to run, in order (default: all)
 #   ATTACK_ARGS="-conns 120 -idle 3000"   more flags for scripts/bench/attack
@@ -21,6 +22,7 @@ set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 EDGECERT_BIN=${EDGECERT_BIN:-$ROOT/bin/edgecert}
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || "$ROOT/scripts/install-deps.sh" bench
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 log() { printf '[attack.sh %3ds] %s\n' "$SECONDS" "$*"; }
 die() {
